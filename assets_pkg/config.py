@@ -1,0 +1,88 @@
+"""Project settings, read from the contract's environment variables when asked, never at import."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_DIR = PACKAGE_DIR.parent
+
+DEFAULT_START_DATE = "2024-01-01"
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message says which and why."""
+
+
+def parse_date(value: str, name: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a date as YYYY-MM-DD, got {value!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where everything lives and which days are partitions."""
+
+    data_dir: Path
+    start_date: dt.date
+    end_date: dt.date | None
+    lake_url: str
+    warehouse_path: Path
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.data_dir / "landing"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.data_dir / "archive"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.data_dir / "quarantine"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.data_dir / "manifest.sqlite"
+
+    @property
+    def default_dagster_home(self) -> Path:
+        return self.data_dir / ".dagster"
+
+    def last_partition(self, today: dt.date | None = None) -> dt.date:
+        """The last daily partition: the configured end date, else today (UTC)."""
+        if self.end_date is not None:
+            return self.end_date
+        return today or dt.datetime.now(dt.UTC).date()
+
+    def in_range(self, day: dt.date) -> bool:
+        return self.start_date <= day <= self.last_partition()
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Build settings from ``ASSETS_PKG_*`` variables (defaults as in the contract)."""
+    env = os.environ if environ is None else environ
+    data_dir = Path(env.get("ASSETS_PKG_DATA_DIR") or REPO_DIR / "data").expanduser().resolve()
+    start = parse_date(
+        env.get("ASSETS_PKG_START_DATE") or DEFAULT_START_DATE, "ASSETS_PKG_START_DATE"
+    )
+    end_raw = env.get("ASSETS_PKG_END_DATE")
+    end = parse_date(end_raw, "ASSETS_PKG_END_DATE") if end_raw else None
+    if end is not None and end < start:
+        raise ConfigError(f"ASSETS_PKG_END_DATE {end} is before ASSETS_PKG_START_DATE {start}")
+    lake_url = env.get("ASSETS_PKG_LAKE_URL") or str(data_dir / "lake")
+    if not lake_url.startswith("s3://"):
+        lake_url = str(Path(lake_url).expanduser().resolve())
+    warehouse = Path(env.get("ASSETS_PKG_WAREHOUSE_PATH") or data_dir / "analytics.duckdb")
+    return Settings(
+        data_dir=data_dir,
+        start_date=start,
+        end_date=end,
+        lake_url=lake_url,
+        warehouse_path=warehouse.expanduser().resolve(),
+    )

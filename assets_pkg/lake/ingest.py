@@ -1,0 +1,609 @@
+"""One ingest pass over the landing zone: what `assets-pkg ingest` and the landing sensor run.
+
+For each source, in the contract's order, it picks up the landed files (in name order),
+parses them, writes the valid rows to the lake partitioned by business date, keeps the
+version index current, sends bad rows to ``quarantine.rejects`` and unreadable files to
+``quarantine/``, and archives what it read. Every step is idempotent, so a pass that is
+interrupted can simply be run again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from assets_pkg.config import Settings
+from assets_pkg.contracts import INGEST_ORDER, SOURCES, SourceContract
+from assets_pkg.lake.manifest import Manifest
+from assets_pkg.lake.parsing import REJECT_SCHEMA, ParsedFile, UnreadableFile, parse_file
+from assets_pkg.resources.lake import LakeResource, partition_dir
+from assets_pkg.resources.warehouse import WarehouseResource, ensure_schemas
+
+NOT_LANDED_SUFFIXES = (".tmp", ".partial")
+
+REJECTS_DDL = """
+CREATE TABLE IF NOT EXISTS quarantine.rejects (
+    source          VARCHAR NOT NULL,
+    file_name       VARCHAR NOT NULL,
+    row_number      BIGINT NOT NULL,
+    reason          VARCHAR NOT NULL,
+    detail          VARCHAR,
+    raw_record      VARCHAR,
+    partition_date  DATE,
+    ingest_id       VARCHAR NOT NULL,
+    rejected_at     TIMESTAMP NOT NULL,
+    resolved_at     TIMESTAMP
+)
+"""
+
+
+def is_landed(name: str) -> bool:
+    """Producers write, then rename: dot-files and .tmp/.partial names are still in flight."""
+    return not name.startswith(".") and not name.endswith(NOT_LANDED_SUFFIXES)
+
+
+def landed_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(
+        (p for p in folder.iterdir() if is_landed(p.name) and (p.is_file() or p.is_symlink())),
+        key=lambda p: p.name,
+    )
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# --------------------------------------------------------------------------- report
+
+
+@dataclass
+class SourceReport:
+    files_loaded: list[str] = field(default_factory=list)
+    files_quarantined: list[tuple[str, str]] = field(default_factory=list)
+    files_unchanged: list[str] = field(default_factory=list)
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    collapsed: int = 0
+    redelivered: int = 0
+    orphans_pending: int = 0
+    orphans_resolved: int = 0
+    touched: set[dt.date] = field(default_factory=set)
+
+
+@dataclass
+class IngestReport:
+    ingest_id: str
+    sources: dict[str, SourceReport]
+
+    @property
+    def files_seen(self) -> int:
+        return sum(
+            len(r.files_loaded) + len(r.files_quarantined) + len(r.files_unchanged)
+            for r in self.sources.values()
+        )
+
+    @property
+    def rejects(self) -> int:
+        return sum(r.rows_rejected for r in self.sources.values())
+
+    def touched_dates(self) -> set[dt.date]:
+        return set().union(*(r.touched for r in self.sources.values()))
+
+
+# --------------------------------------------------------------------------- locking
+
+
+@contextmanager
+def ingest_lock(data_dir: Path, timeout_s: float = 600.0) -> Iterator[None]:
+    """One ingest pass at a time per data dir (sensor runs and the CLI alike)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with open(data_dir / ".ingest.lock", "a+") as fh:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"another ingest pass held {data_dir / '.ingest.lock'} for {timeout_s:.0f}s"
+                    ) from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+# --------------------------------------------------------------------------- versions
+
+
+def index_schema(contract: SourceContract) -> dict[str, pl.DataType]:
+    return {k: contract.column(k).dtype for k in contract.key} | {
+        "date": pl.Date(),
+        "_file_name": pl.String(),
+        "_row_number": pl.Int64(),
+    }
+
+
+def _valid_schema(contract: SourceContract) -> dict[str, pl.DataType]:
+    """Columns of parsed valid rows: typed contract columns, version, raw text."""
+    return {c.name: c.dtype for c in contract.columns} | {
+        "_file_name": pl.String(),
+        "_row_number": pl.Int64(),
+        "_raw": pl.String(),
+    }
+
+
+def _newer(file_col: str, row_col: str, old_file: str, old_row: str) -> pl.Expr:
+    return (
+        pl.col(old_file).is_null()
+        | (pl.col(file_col) > pl.col(old_file))
+        | ((pl.col(file_col) == pl.col(old_file)) & (pl.col(row_col) > pl.col(old_row)))
+    )
+
+
+def merge_latest(
+    batch: pl.DataFrame, index: pl.DataFrame, key: list[str]
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Merge a batch of dated versions into the version index (greatest (file, row) wins).
+
+    Returns the new index, the keys whose live version changed (with their old date),
+    and the keys that moved to a different date.
+    """
+    latest = batch.sort(["_file_name", "_row_number"]).unique(subset=key, keep="last")
+    joined = latest.select([*key, "date", "_file_name", "_row_number"]).join(
+        index.rename({"date": "_old_date", "_file_name": "_old_file", "_row_number": "_old_row"}),
+        on=key,
+        how="left",
+    )
+    winners = joined.filter(_newer("_file_name", "_row_number", "_old_file", "_old_row"))
+    new_index = pl.concat(
+        [
+            index.join(winners.select(key), on=key, how="anti"),
+            winners.select(index.columns),
+        ]
+    )
+    moved = winners.filter(
+        pl.col("_old_date").is_not_null() & (pl.col("_old_date") != pl.col("date"))
+    )
+    return new_index, winners, moved
+
+
+# --------------------------------------------------------------------------- the pass
+
+
+@dataclass
+class _SourceFiles:
+    parsed: list[ParsedFile] = field(default_factory=list)
+    loaded: list[dict] = field(default_factory=list)  # manifest rows
+    to_archive: list[Path] = field(default_factory=list)
+
+
+class IngestPass:
+    def __init__(
+        self,
+        settings: Settings,
+        lake: LakeResource,
+        warehouse: WarehouseResource,
+        run_id: str | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.lake = lake
+        self.warehouse = warehouse
+        self.run_id = run_id
+        self.log = log or (lambda _msg: None)
+        self.manifest = Manifest(settings.manifest_path)
+        self.now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        self.reports = {s: SourceReport() for s in INGEST_ORDER}
+        self.rejects: list[pl.DataFrame] = []
+        self.resolved: pl.DataFrame | None = None
+        self.manifest_rows: list[dict] = []
+        self.relandings: list[dict] = []
+        self.moves: list[tuple[Path, Path]] = []
+        self.quarantine_notes: list[tuple[Path, dict]] = []
+
+    # ---- landing zone
+
+    def _classify(self, source: str, ingest_id_parts: list[str]) -> list[tuple[Path, bytes, str]]:
+        """New files to read; known ones are handled here (no-op or name_reused)."""
+        known = self.manifest.known(source)
+        report = self.reports[source]
+        fresh: list[tuple[Path, bytes, str]] = []
+        for path in landed_files(self.settings.landing_dir / source):
+            if path.is_symlink() or not path.is_file():
+                self._quarantine(source, path, None, "unsafe_file", "not a regular file (symlink)")
+                continue
+            data = path.read_bytes()
+            digest = sha256_of(data)
+            seen = known.get(path.name)
+            if seen is None:
+                fresh.append((path, data, digest))
+                ingest_id_parts.append(f"{source}/{path.name}/{digest}")
+            elif seen.sha256 == digest:
+                report.files_unchanged.append(path.name)
+                self.relandings.append(
+                    {
+                        "source": source,
+                        "file_name": path.name,
+                        "sha256": digest,
+                        "outcome": "unchanged",
+                    }
+                )
+                self.moves.append((path, Path()))  # remove: the archive already holds it
+            else:
+                self.relandings.append(
+                    {
+                        "source": source,
+                        "file_name": path.name,
+                        "sha256": digest,
+                        "outcome": "name_reused",
+                    }
+                )
+                self._quarantine(
+                    source,
+                    path,
+                    digest,
+                    "name_reused",
+                    f"a file named {path.name} was already ingested with sha256 {seen.sha256}; "
+                    f"this copy has sha256 {digest}",
+                    record=False,
+                )
+        return fresh
+
+    def _quarantine(
+        self,
+        source: str,
+        path: Path,
+        digest: str | None,
+        reason: str,
+        detail: str,
+        record: bool = True,
+    ) -> None:
+        folder = self.settings.quarantine_dir / source
+        target = folder / path.name
+        if target.exists() or target in (t for _, t in self.moves):
+            target = folder / f"{path.name}.{(digest or 'x')[:12]}-{int(time.time())}"
+        self.moves.append((path, target))
+        note = {
+            "source": source,
+            "file_name": path.name,
+            "reason": reason,
+            "detail": detail,
+            "sha256": digest,
+            "quarantined_at": self.now.isoformat() + "Z",
+        }
+        self.quarantine_notes.append((target.with_name(target.name + ".error.json"), note))
+        self.reports[source].files_quarantined.append((path.name, reason))
+        if record and digest is not None:
+            self.manifest_rows.append(
+                {
+                    "source": source,
+                    "file_name": path.name,
+                    "size": path.stat().st_size,
+                    "sha256": digest,
+                    "status": "quarantined",
+                    "reason": reason,
+                    "run_id": self.run_id,
+                }
+            )
+        self.log(f"quarantined {source}/{path.name}: {reason}: {detail}")
+
+    # ---- one source
+
+    def _read_source(self, source: str, files: list[tuple[Path, bytes, str]]) -> _SourceFiles:
+        contract = SOURCES[source]
+        out = _SourceFiles()
+        for path, data, digest in files:
+            try:
+                parsed = parse_file(contract, path.name, data)
+            except UnreadableFile as exc:
+                self._quarantine(source, path, digest, exc.reason, exc.detail)
+                continue
+            out.parsed.append(parsed)
+            out.to_archive.append(path)
+            out.loaded.append(
+                {
+                    "source": source,
+                    "file_name": path.name,
+                    "size": len(data),
+                    "sha256": digest,
+                    "status": "loaded",
+                    "run_id": self.run_id,
+                    "rows_loaded": parsed.valid.height,
+                    "rows_rejected": parsed.rejects.height,
+                }
+            )
+        return out
+
+    def _write_partitions(
+        self, source: str, rows: pl.DataFrame, ingest_id: str, tag: str = ""
+    ) -> None:
+        if rows.height == 0:
+            return
+        rows = rows.select(
+            [*SOURCES[source].column_names, "_file_name", "_row_number", "date"]
+        ).with_columns(_ingest_id=pl.lit(ingest_id))
+        for (day,), part in rows.partition_by("date", as_dict=True, maintain_order=True).items():
+            self.lake.write(
+                part.drop("date"), "lake", source, partition_dir(day), f"{ingest_id}{tag}.parquet"
+            )
+
+    def run(self) -> IngestReport:
+        parts: list[str] = []
+        fresh = {s: self._classify(s, parts) for s in INGEST_ORDER}
+        ingest_id = "ing-" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+        read = {s: self._read_source(s, fresh[s]) for s in INGEST_ORDER}
+
+        orders_index = self.lake.read(
+            "lake", "_index", "orders.parquet", schema=index_schema(SOURCES["orders"])
+        )
+        moved_orders = pl.DataFrame(schema={"order_id": pl.String, "date": pl.Date})
+        for source in INGEST_ORDER:
+            contract = SOURCES[source]
+            report = self.reports[source]
+            src = read[source]
+            batch = (
+                pl.concat([p.valid for p in src.parsed], how="vertical_relaxed")
+                if src.parsed
+                else pl.DataFrame(schema=_valid_schema(contract))
+            )
+            report.collapsed += sum(p.collapsed for p in src.parsed)
+            rejects = [p.rejects for p in src.parsed]
+            if contract.is_dimension:
+                if batch.height:
+                    self.lake.write(
+                        batch.drop("_raw").with_columns(_ingest_id=pl.lit(ingest_id)),
+                        "lake",
+                        source,
+                        f"{ingest_id}.parquet",
+                    )
+            elif source == "order_items":
+                batch, orphan_rejects = self._items(batch, orders_index, moved_orders, ingest_id)
+                rejects.append(orphan_rejects)
+            else:
+                index = self.lake.read(
+                    "lake", "_index", f"{source}.parquet", schema=index_schema(contract)
+                )
+                dated = batch.with_columns(date=pl.col(contract.date_column).dt.date())
+                if contract.first_delivery_wins:
+                    first = dated.sort(["_file_name", "_row_number"]).unique(
+                        subset=list(contract.key), keep="first", maintain_order=True
+                    )
+                    new = first.join(index.select(contract.key), on=list(contract.key), how="anti")
+                    report.redelivered += dated.height - new.height
+                    dated = new
+                    index = pl.concat([index, new.select(index.columns)])
+                    report.touched |= set(new["date"].unique().to_list())
+                else:
+                    index, winners, moved = merge_latest(dated, index, list(contract.key))
+                    report.touched |= set(winners["date"].unique().to_list())
+                    report.touched |= set(moved["_old_date"].unique().to_list())
+                    if source == "orders":
+                        orders_index = index
+                        moved_orders = moved.select("order_id", "date")
+                self._write_partitions(source, dated, ingest_id)
+                self.lake.write(index, "lake", "_index", f"{source}.parquet")
+                batch = dated
+            report.rows_loaded += batch.height
+            all_rejects = pl.concat(rejects) if rejects else pl.DataFrame(schema=REJECT_SCHEMA)
+            if source == "order_items" and all_rejects.height:
+                all_rejects = self._date_item_rejects(all_rejects, orders_index)
+            report.rows_rejected += all_rejects.filter(
+                pl.col("reason") != "orphan_order_item"
+            ).height
+            self.rejects.append(all_rejects)
+            self.manifest_rows.extend(src.loaded)
+            report.files_loaded.extend(p.name for p in src.to_archive)
+            self.moves.extend(
+                (p, self.settings.archive_dir / source / p.name) for p in src.to_archive
+            )
+
+        self._publish_rejects(ingest_id)
+        self._finish_files(ingest_id)
+        return IngestReport(ingest_id, self.reports)
+
+    # ---- order items: dated by their order, orphans held back until it arrives
+
+    def _items(
+        self,
+        batch: pl.DataFrame,
+        orders_index: pl.DataFrame,
+        moved_orders: pl.DataFrame,
+        ingest_id: str,
+    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+        contract = SOURCES["order_items"]
+        key = list(contract.key)
+        report = self.reports["order_items"]
+        pending_schema = _valid_schema(contract)
+        pending = self.lake.read("lake", "_pending", "order_items.parquet", schema=pending_schema)
+        order_dates = orders_index.select("order_id", "date")
+
+        candidates = pl.concat(
+            [
+                pending.with_columns(_pending=pl.lit(True)),
+                batch.with_columns(_pending=pl.lit(False)),
+            ],
+            how="vertical_relaxed",
+        )
+        candidates = candidates.unique(subset=["_file_name", "_row_number"], keep="first")
+        dated = candidates.join(order_dates, on="order_id", how="left")
+        known = dated.filter(pl.col("date").is_not_null())
+        unknown = dated.filter(pl.col("date").is_null())
+
+        resolved = known.filter(pl.col("_pending"))
+        report.orphans_resolved += resolved.height
+        self.resolved = resolved.select("_file_name", "_row_number")
+        new_orphans = unknown.filter(~pl.col("_pending"))
+        report.orphans_pending = unknown.height
+        self.lake.write(
+            unknown.select(list(pending_schema)), "lake", "_pending", "order_items.parquet"
+        )
+
+        index = self.lake.read(
+            "lake", "_index", "order_items.parquet", schema=index_schema(contract)
+        )
+        known = known.drop("_pending")
+        index, winners, moved = merge_latest(known, index, key)
+        report.touched |= set(winners["date"].unique().to_list())
+        report.touched |= set(moved["_old_date"].unique().to_list())
+        self._write_partitions("order_items", known, ingest_id)
+
+        # items follow an order that moved to another day: copy their live rows over
+        if moved_orders.height:
+            follow = index.join(
+                moved_orders.rename({"date": "_new_date"}), on="order_id", how="inner"
+            ).filter(pl.col("date") != pl.col("_new_date"))
+            if follow.height:
+                old_days = sorted(set(follow["date"].to_list()))
+                live = (
+                    self.lake.scan("lake/order_items", old_days, contract.schema())
+                    .join(
+                        follow.lazy().select([*key, "_file_name", "_row_number", "_new_date"]),
+                        on=[*key, "_file_name", "_row_number"],
+                        how="inner",
+                    )
+                    .unique(subset=[*key, "_file_name", "_row_number"])
+                    .collect()
+                )
+                report.touched |= set(old_days) | set(live["_new_date"].to_list())
+                self._write_partitions(
+                    "order_items",
+                    live.drop("_ingest_id").rename({"_new_date": "date"}),
+                    ingest_id,
+                    tag="-moved",
+                )
+                index = (
+                    index.join(
+                        moved_orders.rename({"date": "_new_date"}), on="order_id", how="left"
+                    )
+                    .with_columns(date=pl.coalesce("_new_date", "date"))
+                    .drop("_new_date")
+                )
+        self.lake.write(index, "lake", "_index", "order_items.parquet")
+
+        orphan_rejects = new_orphans.select(
+            source=pl.lit("order_items"),
+            file_name=pl.col("_file_name"),
+            row_number=pl.col("_row_number"),
+            reason=pl.lit("orphan_order_item"),
+            detail=pl.lit("order ")
+            + pl.col("order_id")
+            + pl.lit(" is not known yet; the item loads when its order arrives"),
+            raw_record=pl.col("_raw"),
+            partition_date=pl.lit(None, pl.Date),
+            order_ref=pl.col("order_id"),
+        )
+        return known, orphan_rejects
+
+    def _date_item_rejects(self, rejects: pl.DataFrame, orders_index: pl.DataFrame) -> pl.DataFrame:
+        dates = orders_index.select(order_ref=pl.col("order_id"), _order_date=pl.col("date"))
+        return (
+            rejects.join(dates, on="order_ref", how="left")
+            .with_columns(
+                partition_date=pl.when(pl.col("reason") == "orphan_order_item")
+                .then(None)
+                .otherwise(pl.coalesce("partition_date", "_order_date"))
+            )
+            .drop("_order_date")
+        )
+
+    # ---- publishing
+
+    def _publish_rejects(self, ingest_id: str) -> None:
+        rejects = pl.concat(self.rejects, how="vertical_relaxed") if self.rejects else None
+        has_resolved = self.resolved is not None and self.resolved.height > 0
+        if (rejects is None or rejects.height == 0) and not has_resolved:
+            with self.warehouse.get_connection() as conn:
+                ensure_schemas(conn)
+                conn.execute(REJECTS_DDL)
+            return
+        table = (
+            rejects.drop("order_ref")
+            .with_columns(ingest_id=pl.lit(ingest_id), rejected_at=pl.lit(self.now))
+            .to_arrow()
+            if rejects is not None
+            else None
+        )
+        files = sorted({(r["source"], r["file_name"]) for r in self.manifest_rows} | set())
+        with self.warehouse.get_connection() as conn:
+            ensure_schemas(conn)
+            conn.execute(REJECTS_DDL)
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                if files:
+                    conn.register(
+                        "_files",
+                        pl.DataFrame(
+                            files, schema=["source", "file_name"], orient="row"
+                        ).to_arrow(),
+                    )
+                    conn.execute(
+                        "DELETE FROM quarantine.rejects r USING _files f "
+                        "WHERE r.source = f.source AND r.file_name = f.file_name"
+                    )
+                if table is not None and table.num_rows:
+                    conn.register("_rejects", table)
+                    conn.execute("INSERT INTO quarantine.rejects BY NAME SELECT * FROM _rejects")
+                if has_resolved:
+                    conn.register("_resolved", self.resolved.to_arrow())
+                    conn.execute(
+                        "UPDATE quarantine.rejects r SET resolved_at = ? FROM _resolved v "
+                        "WHERE r.source = 'order_items' AND r.reason = 'orphan_order_item' "
+                        "AND r.resolved_at IS NULL AND r.file_name = v._file_name "
+                        "AND r.row_number = v._row_number",
+                        [self.now],
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def _finish_files(self, ingest_id: str) -> None:
+        for row in self.manifest_rows:
+            row["ingest_id"] = ingest_id
+        self.manifest.record_files(self.manifest_rows)
+        for row in self.relandings:
+            row["ingest_id"] = ingest_id
+        if self.relandings:
+            self.manifest.record_relandings(self.relandings)
+        for note_path, note in self.quarantine_notes:
+            note["ingest_id"] = ingest_id
+            note_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = note_path.with_name("." + note_path.name + ".tmp")
+            tmp.write_text(json.dumps(note, indent=2) + "\n")
+            os.replace(tmp, note_path)
+        for src, dst in self.moves:
+            if dst == Path():
+                src.unlink(missing_ok=True)
+                continue
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if dst.exists() and dst.read_bytes() == src.read_bytes():
+                src.unlink()
+            else:
+                os.replace(src, dst)
+
+
+def run_ingest(
+    settings: Settings,
+    lake: LakeResource,
+    warehouse: WarehouseResource,
+    run_id: str | None = None,
+    log: Callable[[str], None] | None = None,
+) -> IngestReport:
+    """Run one ingest pass under the data dir's ingest lock."""
+    with ingest_lock(settings.data_dir):
+        return IngestPass(settings, lake, warehouse, run_id=run_id, log=log).run()

@@ -1,0 +1,471 @@
+"""Landing-file parsing and row validation: bytes in, typed rows and rejects out.
+
+Pure functions (no I/O beyond the bytes handed in). A file that cannot be read as its
+format raises :class:`UnreadableFile`; every row of a readable file ends either in the
+valid frame or in the rejects frame with the contract's reason code.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+
+import polars as pl
+
+from assets_pkg.contracts import MONEY, TIMESTAMP, Column, SourceContract
+
+WHITESPACE = " \t\r\n\x0b\x0c"
+BOM = b"\xef\xbb\xbf"
+
+TIMESTAMP_PATTERN = (
+    r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+-]\d{2}:?\d{2})?$"
+)
+MONEY_PATTERN = r"^[+-]?\d{1,16}(\.\d{1,2})?$"
+INT_PATTERN = r"^[+-]?\d{1,18}$"
+
+REJECT_SCHEMA: dict[str, pl.DataType] = {
+    "source": pl.String(),
+    "file_name": pl.String(),
+    "row_number": pl.Int64(),
+    "reason": pl.String(),
+    "detail": pl.String(),
+    "raw_record": pl.String(),
+    "partition_date": pl.Date(),
+    "order_ref": pl.String(),  # the row's order_id, to date an item's reject by its order
+}
+
+
+class UnreadableFile(Exception):
+    """The file cannot be read as its format; it is quarantined whole."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class ParsedFile:
+    """Rows of one landed file, validated."""
+
+    source: str
+    file_name: str
+    valid: pl.DataFrame  # typed contract columns + _file_name, _row_number
+    rejects: pl.DataFrame  # REJECT_SCHEMA
+    collapsed: int  # rows dropped as identical repeats (or redeliveries, for events)
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 text of a landed file (BOM allowed), or UnreadableFile."""
+    if data.startswith(BOM):
+        data = data[len(BOM) :]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UnreadableFile(
+            "not_utf8", f"not UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start}"
+        ) from None
+    if not text.strip(WHITESPACE):
+        raise UnreadableFile("empty", "the file is empty")
+    return text
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def _csv_header(text: str) -> list[str]:
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        header = next(reader)
+    except (csv.Error, StopIteration) as exc:
+        raise UnreadableFile("bad_csv", f"cannot read the CSV header: {exc}") from None
+    return [h.strip(WHITESPACE) for h in header]
+
+
+def _check_header(contract: SourceContract, header: list[str]) -> None:
+    seen: set[str] = set()
+    dupes = sorted({h for h in header if h in seen or seen.add(h)})
+    if dupes:
+        raise UnreadableFile("duplicate_column", f"header names {', '.join(dupes)} more than once")
+    missing = [c for c in contract.required if c not in header]
+    if missing:
+        raise UnreadableFile(
+            "missing_column", f"required column(s) {', '.join(missing)} missing from the header"
+        )
+
+
+def _csv_fast(text: str, header: list[str]) -> pl.DataFrame | None:
+    """Polars' reader, when the file has no blank lines and tokenises cleanly."""
+    if "\n\n" in text or "\n\r\n" in text or "\r\r" in text:
+        return None  # blank lines: Polars turns them into rows, the contract skips them
+    try:
+        df = pl.read_csv(
+            io.StringIO(text),
+            has_header=True,
+            infer_schema=False,
+            new_columns=[f"c{i}" for i in range(len(header))],
+            raise_if_empty=False,
+        )
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError):
+        return None
+    if df.width != len(header):
+        return None
+    df = df.rename({f"c{i}": h for i, h in enumerate(header)})
+    return df.with_columns(
+        _row_number=pl.int_range(1, pl.len() + 1, dtype=pl.Int64),
+        _malformed=pl.lit(False),
+        _bad_type=pl.lit(None, pl.String),
+    )
+
+
+def _csv_slow(text: str, header: list[str]) -> pl.DataFrame:
+    """The csv module, row by row: exact row numbers and field counts."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    width = len(header)
+    rows: list[list[str]] = []
+    raws: list[str] = []
+    malformed: list[bool] = []
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="")
+    try:
+        next(reader)
+        for record in reader:
+            if not record:  # a blank line is no row
+                continue
+            malformed.append(len(record) > width)
+            rows.append((record + [""] * width)[:width])
+            out.seek(0)
+            out.truncate()
+            writer.writerow(record)
+            raws.append(out.getvalue())
+    except csv.Error as exc:
+        raise UnreadableFile(
+            "bad_csv", f"not RFC 4180 CSV at line {reader.line_num}: {exc}"
+        ) from None
+    columns = list(zip(*rows, strict=True)) if rows else [()] * width
+    df = pl.DataFrame(
+        {h: pl.Series(h, col, dtype=pl.String) for h, col in zip(header, columns, strict=True)}
+    )
+    return df.with_columns(
+        _row_number=pl.int_range(1, pl.len() + 1, dtype=pl.Int64),
+        _malformed=pl.Series(malformed, dtype=pl.Boolean),
+        _bad_type=pl.lit(None, pl.String),
+        _raw=pl.Series(raws, dtype=pl.String),
+    )
+
+
+def _csv_quote(expr: pl.Expr) -> pl.Expr:
+    needs = expr.str.contains(r'[",\r\n]')
+    quoted = pl.lit('"') + expr.str.replace_all('"', '""', literal=True) + pl.lit('"')
+    return pl.when(needs).then(quoted).otherwise(expr).fill_null("")
+
+
+def read_csv_rows(contract: SourceContract, text: str) -> pl.DataFrame:
+    header = _csv_header(text)
+    _check_header(contract, header)
+    df = _csv_fast(text, header)
+    if df is None:
+        return _csv_slow(text, header)
+    raw = pl.concat_str([_csv_quote(pl.col(h)) for h in header], separator=",")
+    return df.with_columns(_raw=raw)
+
+
+# --------------------------------------------------------------------------- JSON Lines
+
+
+def _json_text(value: object) -> tuple[str | None, bool]:
+    """A JSON value as contract text; the flag says it was an object or array."""
+    if value is None:
+        return None, False
+    if isinstance(value, bool):
+        return ("true" if value else "false"), False
+    if isinstance(value, dict | list):
+        return None, True
+    return str(value), False
+
+
+def read_jsonl_rows(contract: SourceContract, text: str) -> pl.DataFrame:
+    names = contract.column_names
+    values: dict[str, list[str | None]] = {n: [] for n in names}
+    row_numbers: list[int] = []
+    raws: list[str] = []
+    malformed: list[bool] = []
+    bad_type: list[str | None] = []
+    objects = 0
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.rstrip("\r")
+        if not line.strip(WHITESPACE):
+            continue
+        try:
+            record = json.loads(line, parse_float=str, parse_int=str)
+        except (ValueError, RecursionError):
+            record = None
+        row_numbers.append(number)
+        raws.append(line)
+        if not isinstance(record, dict):
+            malformed.append(True)
+            bad_type.append(None)
+            for n in names:
+                values[n].append(None)
+            continue
+        objects += 1
+        malformed.append(False)
+        first_bad = None
+        for n in names:
+            text_value, nested = _json_text(record.get(n))
+            if nested and first_bad is None:
+                first_bad = n
+            values[n].append(text_value)
+        bad_type.append(first_bad)
+    if objects == 0:
+        raise UnreadableFile("bad_json", "no line is a JSON object: not JSON Lines")
+    return pl.DataFrame(
+        {n: pl.Series(n, values[n], dtype=pl.String) for n in names}
+        | {
+            "_row_number": pl.Series(row_numbers, dtype=pl.Int64),
+            "_malformed": pl.Series(malformed, dtype=pl.Boolean),
+            "_bad_type": pl.Series(bad_type, dtype=pl.String),
+            "_raw": pl.Series(raws, dtype=pl.String),
+        }
+    )
+
+
+# --------------------------------------------------------------------------- values
+
+
+def parse_timestamp(expr: pl.Expr) -> pl.Expr:
+    """ISO-8601 text (the contract's spellings) to naive UTC; anything else to null."""
+    parts = expr.str.extract_groups(TIMESTAMP_PATTERN)
+    frac = parts.struct.field("7").fill_null("").str.slice(0, 6).str.pad_end(6, "0")
+    offset = (
+        parts.struct.field("8")
+        .fill_null("+0000")
+        .str.replace("Z", "+0000", literal=True)
+        .str.replace(":", "", literal=True)
+    )
+    canonical = pl.concat_str(
+        [
+            parts.struct.field("1"),
+            pl.lit("-"),
+            parts.struct.field("2"),
+            pl.lit("-"),
+            parts.struct.field("3"),
+            pl.lit("T"),
+            parts.struct.field("4"),
+            pl.lit(":"),
+            parts.struct.field("5"),
+            pl.lit(":"),
+            parts.struct.field("6").fill_null("00"),
+            pl.lit("."),
+            frac,
+            offset,
+        ]
+    )
+    return (
+        canonical.str.strptime(pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M:%S%.6f%z", strict=False)
+        .dt.replace_time_zone(None)
+        .cast(TIMESTAMP)
+    )
+
+
+def parse_money(expr: pl.Expr) -> pl.Expr:
+    ok = expr.str.contains(MONEY_PATTERN)
+    return pl.when(ok).then(expr.str.strip_prefix("+").cast(MONEY, strict=False))
+
+
+def parse_int(expr: pl.Expr) -> pl.Expr:
+    ok = expr.str.contains(INT_PATTERN)
+    return pl.when(ok).then(expr.str.strip_prefix("+").cast(pl.Int64, strict=False))
+
+
+def typed(column: Column, expr: pl.Expr) -> pl.Expr:
+    if column.kind == "timestamp":
+        return parse_timestamp(expr)
+    if column.kind == "money":
+        return parse_money(expr)
+    if column.kind == "int":
+        return parse_int(expr)
+    return expr
+
+
+def _in_domain(column: Column, value: pl.Expr) -> pl.Expr:
+    ok = pl.lit(True)
+    if column.accepted:
+        ok = ok & value.is_in(list(column.accepted))
+    if column.minimum is not None:
+        ok = ok & (value > column.minimum if column.exclusive_minimum else value >= column.minimum)
+    return value.is_null() | ok
+
+
+def _quoted(expr: pl.Expr) -> pl.Expr:
+    return pl.lit("'") + expr + pl.lit("'")
+
+
+def validate(contract: SourceContract, file_name: str, rows: pl.DataFrame) -> ParsedFile:
+    """Type the rows of one file and split them into valid rows and rejects."""
+    cleaned = rows.with_columns(
+        [
+            pl.col(c.name).str.strip_chars(WHITESPACE).replace("", None).alias(c.name)
+            if c.name in rows.columns
+            else pl.lit(None, pl.String).alias(c.name)
+            for c in contract.columns
+        ]
+    ).with_columns(
+        [
+            pl.col(c.name).fill_null(c.default).alias(c.name)
+            for c in contract.columns
+            if c.default is not None
+        ]
+    )
+    typed_cols = {c.name: typed(c, pl.col(c.name)).alias(f"_t_{c.name}") for c in contract.columns}
+    df = cleaned.with_columns(list(typed_cols.values()))
+
+    rules: list[tuple[pl.Expr, str, pl.Expr]] = [
+        (pl.col("_malformed"), "malformed_record", pl.lit("not a record of this format")),
+        (
+            pl.col("_bad_type").is_not_null(),
+            "bad_type",
+            pl.col("_bad_type") + pl.lit(": an object or array where a value is expected"),
+        ),
+    ]
+    for c in contract.columns:
+        if c.required:
+            rules.append(
+                (pl.col(c.name).is_null(), "missing_required", pl.lit(f"{c.name} is missing"))
+            )
+    for c in contract.columns:
+        if c.kind in ("timestamp", "money", "int"):
+            reason = "bad_timestamp" if c.kind == "timestamp" else "bad_number"
+            what = {
+                "timestamp": "an ISO-8601 timestamp",
+                "money": "a decimal with at most 2 places",
+                "int": "an integer",
+            }[c.kind]
+            bad = pl.col(c.name).is_not_null() & pl.col(f"_t_{c.name}").is_null()
+            rules.append(
+                (bad, reason, pl.lit(f"{c.name}: ") + _quoted(pl.col(c.name)) + f" is not {what}")
+            )
+    for c in contract.columns:
+        if c.accepted or c.minimum is not None:
+            bad = ~_in_domain(c, pl.col(f"_t_{c.name}"))
+            detail = pl.lit(f"{c.name}: ") + _quoted(pl.col(c.name)) + f" is not {c.domain_text()}"
+            rules.append((bad, "out_of_domain", detail))
+
+    reason_expr: pl.Expr = pl.lit(None, pl.String)
+    detail_expr: pl.Expr = pl.lit(None, pl.String)
+    for cond, reason, detail in reversed(rules):
+        reason_expr = pl.when(cond).then(pl.lit(reason)).otherwise(reason_expr)
+        detail_expr = pl.when(cond).then(detail).otherwise(detail_expr)
+    date_col = contract.date_column
+    part_date = pl.col(f"_t_{date_col}").dt.date() if date_col else pl.lit(None, pl.Date)
+    df = df.with_columns(
+        _reason=reason_expr, _detail=detail_expr, _partition_date=part_date.cast(pl.Date)
+    )
+
+    bad_rows = df.filter(pl.col("_reason").is_not_null())
+    has_order = "order_id" in contract.column_names
+    order_ref = pl.col("order_id") if has_order else pl.lit(None, pl.String)
+    good = df.filter(pl.col("_reason").is_null()).select(
+        [pl.col(f"_t_{c.name}").alias(c.name) for c in contract.columns]
+        + [pl.col("_row_number"), pl.col("_raw"), pl.col("_partition_date")]
+    )
+    good, dup_rejects, collapsed = _resolve_in_file(contract, good)
+
+    rejects = (
+        pl.concat(
+            [
+                bad_rows.select(
+                    row_number=pl.col("_row_number"),
+                    reason=pl.col("_reason"),
+                    detail=pl.col("_detail"),
+                    raw_record=pl.col("_raw"),
+                    partition_date=pl.col("_partition_date"),
+                    order_ref=order_ref,
+                ),
+                dup_rejects,
+            ]
+        )
+        .select(
+            source=pl.lit(contract.name),
+            file_name=pl.lit(file_name),
+            row_number=pl.col("row_number"),
+            reason=pl.col("reason"),
+            detail=pl.col("detail"),
+            raw_record=pl.col("raw_record"),
+            partition_date=pl.col("partition_date"),
+            order_ref=pl.col("order_ref"),
+        )
+        .sort("row_number")
+    )
+
+    valid = good.select(
+        [pl.col(c.name) for c in contract.columns]
+        + [pl.lit(file_name).alias("_file_name"), pl.col("_row_number"), pl.col("_raw")]
+    )
+    return ParsedFile(contract.name, file_name, valid, rejects.cast(REJECT_SCHEMA), collapsed)
+
+
+def _resolve_in_file(
+    contract: SourceContract, good: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """One row per key within a file: duplicate_key rejects, silent collapses."""
+    key = list(contract.key)
+    empty_rejects = pl.DataFrame(
+        schema={
+            "row_number": pl.Int64,
+            "reason": pl.String,
+            "detail": pl.String,
+            "raw_record": pl.String,
+            "partition_date": pl.Date,
+            "order_ref": pl.String,
+        }
+    )
+    if good.height == 0:
+        return good, empty_rejects, 0
+    if contract.first_delivery_wins:
+        kept = good.unique(subset=key, keep="first", maintain_order=True)
+        return kept, empty_rejects, good.height - kept.height
+    content = pl.struct([c.name for c in contract.columns]).hash()
+    ranked = good.with_columns(
+        _content=content,
+        _winner_row=pl.col("_row_number").max().over(key),
+    ).with_columns(
+        _winner_content=pl.col("_content")
+        .filter(pl.col("_row_number") == pl.col("_winner_row"))
+        .first()
+        .over(key)
+    )
+    winners = ranked.filter(pl.col("_row_number") == pl.col("_winner_row"))
+    losers = ranked.filter(pl.col("_row_number") != pl.col("_winner_row"))
+    dup = losers.filter(pl.col("_content") != pl.col("_winner_content"))
+    key_text = pl.concat_str(
+        [pl.lit(f"{k}=") + _quoted(pl.col(k).cast(pl.String)) for k in key], separator=", "
+    )
+    dup_rejects = dup.select(
+        row_number=pl.col("_row_number"),
+        reason=pl.lit("duplicate_key"),
+        detail=key_text
+        + pl.lit(" appears again at row ")
+        + pl.col("_winner_row").cast(pl.String)
+        + pl.lit(" of this file with different content; the later row wins"),
+        raw_record=pl.col("_raw"),
+        partition_date=pl.col("_partition_date"),
+        order_ref=pl.col("order_id")
+        if "order_id" in contract.column_names
+        else pl.lit(None, pl.String),
+    )
+    collapsed = losers.height - dup.height
+    return winners.drop("_content", "_winner_row", "_winner_content"), dup_rejects, collapsed
+
+
+def parse_file(contract: SourceContract, file_name: str, data: bytes) -> ParsedFile:
+    """Read and validate one landed file (raises UnreadableFile)."""
+    text = decode(data)
+    rows = (
+        read_csv_rows(contract, text)
+        if contract.format == "csv"
+        else read_jsonl_rows(contract, text)
+    )
+    return validate(contract, file_name, rows)
