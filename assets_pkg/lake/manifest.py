@@ -63,6 +63,7 @@ class Manifest:
             conn.close()
 
     def known(self, source: str) -> dict[str, KnownFile]:
+        """Every file name this source has seen, loaded or quarantined."""
         with self.connect() as conn:
             rows = conn.execute(
                 "SELECT file_name, size, sha256, status FROM files WHERE source = ?", (source,)
@@ -77,7 +78,12 @@ class Manifest:
                                       run_id, rows_loaded, rows_rejected, ingested_at)
                    VALUES (:source, :file_name, :size, :sha256, :status, :reason, :ingest_id,
                            :run_id, :rows_loaded, :rows_rejected, :now)
-                   ON CONFLICT (source, file_name) DO NOTHING""",
+                   ON CONFLICT (source, file_name) DO UPDATE SET
+                       size = excluded.size, sha256 = excluded.sha256, status = excluded.status,
+                       reason = excluded.reason, ingest_id = excluded.ingest_id,
+                       run_id = excluded.run_id, rows_loaded = excluded.rows_loaded,
+                       rows_rejected = excluded.rows_rejected, ingested_at = excluded.ingested_at
+                   WHERE files.status = 'quarantined'""",
                 [
                     {"reason": None, "run_id": None, "rows_loaded": 0, "rows_rejected": 0}
                     | r

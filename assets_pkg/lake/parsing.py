@@ -23,7 +23,7 @@ TIMESTAMP_PATTERN = (
     r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+-]\d{2}:?\d{2})?$"
 )
 MONEY_PATTERN = r"^[+-]?\d{1,16}(\.\d{1,2})?$"
-INT_PATTERN = r"^[+-]?\d{1,18}$"
+INT_PATTERN = r"^-?\d{1,18}$"
 
 REJECT_SCHEMA: dict[str, pl.DataType] = {
     "source": pl.String(),
@@ -85,15 +85,15 @@ def _csv_header(text: str) -> list[str]:
 
 
 def _check_header(contract: SourceContract, header: list[str]) -> None:
-    seen: set[str] = set()
-    dupes = sorted({h for h in header if h in seen or seen.add(h)})
-    if dupes:
-        raise UnreadableFile("duplicate_column", f"header names {', '.join(dupes)} more than once")
     missing = [c for c in contract.required if c not in header]
     if missing:
         raise UnreadableFile(
             "missing_column", f"required column(s) {', '.join(missing)} missing from the header"
         )
+    seen: set[str] = set()
+    dupes = sorted({h for h in header if h in seen or seen.add(h)})
+    if dupes:
+        raise UnreadableFile("duplicate_column", f"header names {', '.join(dupes)} more than once")
 
 
 def _csv_fast(text: str, header: list[str]) -> pl.DataFrame | None:
@@ -220,7 +220,7 @@ def read_jsonl_rows(contract: SourceContract, text: str) -> pl.DataFrame:
             values[n].append(text_value)
         bad_type.append(first_bad)
     if objects == 0:
-        raise UnreadableFile("bad_json", "no line is a JSON object: not JSON Lines")
+        raise UnreadableFile("no_json_object", "no line is a JSON object: not JSON Lines")
     return pl.DataFrame(
         {n: pl.Series(n, values[n], dtype=pl.String) for n in names}
         | {

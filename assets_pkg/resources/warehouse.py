@@ -11,7 +11,6 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
@@ -79,33 +78,33 @@ def ensure_schemas(conn: duckdb.DuckDBPyConnection) -> None:
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
 
 
-def replace_rows(
+def replace_slice(
     conn: duckdb.DuckDBPyConnection,
     table: str,
-    data: pa.Table,
     *,
     ddl: str,
+    select_sql: str,
+    select_params: list | None = None,
     where: str | None = None,
-    params: list | None = None,
-) -> int:
-    """Replace a slice of ``table`` (rows matching ``where``, or all) with ``data``, atomically.
+    where_params: list | None = None,
+) -> None:
+    """Replace a slice of ``table`` (rows matching ``where``, or all) by a query's rows.
 
-    ``BEGIN; DELETE ...; INSERT ... BY NAME; COMMIT``: a crash or an error anywhere leaves
-    the previous rows in place.
+    ``BEGIN; DELETE ...; INSERT ... BY NAME ...; COMMIT`` in one transaction: a crash or an
+    error anywhere leaves the previous rows in place, and a re-run gives the same table.
     """
     check_identifier(table)
     conn.execute("BEGIN TRANSACTION")
     try:
         conn.execute(ddl)
-        conn.execute(f"DELETE FROM {table}" + (f" WHERE {where}" if where else ""), params or [])
-        conn.register("_incoming", data)
-        conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming")
-        conn.unregister("_incoming")
+        conn.execute(
+            f"DELETE FROM {table}" + (f" WHERE {where}" if where else ""), where_params or []
+        )
+        conn.execute(f"INSERT INTO {table} BY NAME {select_sql}", select_params or [])
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    return data.num_rows
 
 
 def run_in_transaction(conn: duckdb.DuckDBPyConnection, statements: list[tuple[str, list]]) -> None:
@@ -124,8 +123,8 @@ def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
     row = conn.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
         [schema, name],
-    ).fetchone()
-    return bool(row and row[0])
+    ).fetchall()
+    return bool(row and row[0][0])
 
 
 def as_failure(exc: WarehouseLockTimeout) -> dg.Failure:

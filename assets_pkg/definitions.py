@@ -1,0 +1,42 @@
+"""The Dagster code location: ``dagster dev`` and ``-m assets_pkg.definitions`` load ``defs``.
+
+Definitions are built when Dagster loads them, not at import: settings come from the
+environment at that moment.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets_pkg.config import load_settings
+from assets_pkg.jobs import build_jobs
+from assets_pkg.lake.assets import build_lake_specs, ingest_job
+from assets_pkg.marts.assets import build_mart_assets
+from assets_pkg.partitions import daily_partitions
+from assets_pkg.resources import build_resources
+from assets_pkg.sensors import landing_sensor
+from assets_pkg.staging.assets import build_staging_assets
+from assets_pkg.warehouse.assets import build_warehouse_assets
+
+
+def build_definitions() -> dg.Definitions:
+    settings = load_settings()
+    partitions = daily_partitions(settings)
+    assets = [
+        *build_lake_specs(partitions),
+        *build_staging_assets(partitions),
+        *build_warehouse_assets(partitions),
+        *build_mart_assets(partitions),
+    ]
+    return dg.Definitions(
+        assets=dg.with_source_code_references(assets),
+        jobs=[ingest_job, *build_jobs(partitions)],
+        sensors=[landing_sensor],
+        resources=build_resources(settings),
+        executor=dg.in_process_executor,
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions()

@@ -1,0 +1,109 @@
+"""Lake datasets and the ingest job that fills them from the landing zone.
+
+The lake is written by ingest, not computed from another asset, so its datasets are
+asset specs; the ingest op records a materialization for each daily partition it wrote,
+so the UI's partition status follows what actually landed.
+"""
+
+import dagster as dg
+
+from assets_pkg.checks import OWNERS, STORAGE_RETRY
+from assets_pkg.contracts import INGEST_ORDER, SOURCES, column_schema
+from assets_pkg.lake.ingest import IngestReport, run_ingest
+from assets_pkg.resources import LakeResource, PlatformResource, WarehouseResource
+from assets_pkg.staging.assets import lake_key
+
+REJECTS_KEY = dg.AssetKey(["quarantine", "rejects"])
+
+
+def build_lake_specs(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetSpec]:
+    specs = [
+        dg.AssetSpec(
+            key=lake_key(source),
+            group_name="lake",
+            description=(
+                f"Every valid {source} row ever landed (one row per version), as Parquet"
+                + (", partitioned by business date." if SOURCES[source].partitioned else ".")
+            ),
+            partitions_def=partitions_def if SOURCES[source].partitioned else None,
+            kinds={"parquet", "polars"},
+            owners=OWNERS,
+            metadata={"dagster/column_schema": column_schema(SOURCES[source])},
+        )
+        for source in INGEST_ORDER
+    ]
+    specs.append(
+        dg.AssetSpec(
+            key=REJECTS_KEY,
+            group_name="quarantine",
+            description="One row per rejected landing row, with its reason and raw record.",
+            kinds={"duckdb"},
+            owners=OWNERS,
+        )
+    )
+    return specs
+
+
+def materializations(report: IngestReport, in_range) -> list[dg.AssetMaterialization]:
+    events: list[dg.AssetMaterialization] = []
+    for source, r in report.sources.items():
+        base = {"ingest_id": report.ingest_id}
+        if SOURCES[source].partitioned:
+            for day in sorted(d for d in r.touched if in_range(d)):
+                events.append(
+                    dg.AssetMaterialization(
+                        asset_key=lake_key(source),
+                        partition=day.isoformat(),
+                        metadata=base | {"rows_written": r.rows_per_day.get(day, 0)},
+                    )
+                )
+        elif r.files_loaded:
+            events.append(
+                dg.AssetMaterialization(
+                    asset_key=lake_key(source),
+                    metadata=base | {"dagster/row_count": r.rows_loaded},
+                )
+            )
+    events.append(
+        dg.AssetMaterialization(
+            asset_key=REJECTS_KEY,
+            metadata={
+                "ingest_id": report.ingest_id,
+                "rows_rejected": report.rejects,
+                "files_quarantined": sum(len(r.files_quarantined) for r in report.sources.values()),
+            },
+        )
+    )
+    return events
+
+
+@dg.op(
+    description="One pass over the landing zone: parse, validate, write the lake, archive.",
+    retry_policy=STORAGE_RETRY,
+)
+def ingest_landing(
+    context: dg.OpExecutionContext,
+    platform: PlatformResource,
+    lake: LakeResource,
+    warehouse: WarehouseResource,
+) -> None:
+    settings = platform.settings()
+    report = run_ingest(settings, lake, warehouse, run_id=context.run_id, log=context.log.warning)
+    for event in materializations(report, settings.in_range):
+        context.log_event(event)
+    for source, r in report.sources.items():
+        context.log.info(
+            f"{source}: {len(r.files_loaded)} file(s) loaded, {r.rows_loaded} rows, "
+            f"{r.rows_rejected} rejected, {len(r.files_quarantined)} file(s) quarantined, "
+            f"{len(r.files_unchanged)} unchanged re-landing(s)"
+        )
+
+
+@dg.job(
+    name="ingest_job",
+    description="Ingest what has landed (run by the landing sensor and `assets-pkg ingest`).",
+    executor_def=dg.in_process_executor,
+    tags={"layer": "lake"},
+)
+def ingest_job() -> None:
+    ingest_landing()

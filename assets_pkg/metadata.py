@@ -1,0 +1,91 @@
+"""Materialization metadata shared by every layer: row counts, previews, column schemas."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+_DAGSTER_TYPES = {
+    pl.String: "VARCHAR",
+    pl.Int64: "BIGINT",
+    pl.Int32: "INTEGER",
+    pl.UInt32: "UINTEGER",
+    pl.Boolean: "BOOLEAN",
+    pl.Date: "DATE",
+    pl.Float64: "DOUBLE",
+}
+
+
+def sql_type(dtype: pl.DataType) -> str:
+    if isinstance(dtype, pl.Decimal):
+        return f"DECIMAL({dtype.precision},{dtype.scale})"
+    if isinstance(dtype, pl.Datetime):
+        return "TIMESTAMP"
+    return _DAGSTER_TYPES.get(type(dtype), str(dtype))
+
+
+def frame_schema(
+    schema: dict[str, pl.DataType],
+    descriptions: dict[str, str] | None = None,
+    not_null: tuple[str, ...] = (),
+) -> dg.TableSchema:
+    descriptions = descriptions or {}
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=name,
+                type=sql_type(dtype),
+                description=descriptions.get(name),
+                constraints=dg.TableColumnConstraints(nullable=name not in not_null),
+            )
+            for name, dtype in schema.items()
+        ]
+    )
+
+
+def markdown_preview(df: pl.DataFrame, rows: int = 5) -> str:
+    """A small markdown table of the first rows (no pandas on the hot path)."""
+    head = df.head(rows)
+    if head.width == 0:
+        return "_(no columns)_"
+
+    def cell(v: Any) -> str:
+        return "" if v is None else str(v).replace("|", "\\|").replace("\n", " ")
+
+    lines = [
+        "| " + " | ".join(head.columns) + " |",
+        "| " + " | ".join("---" for _ in head.columns) + " |",
+    ]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in head.iter_rows()]
+    if head.height == 0:
+        lines.append("| " + " | ".join("" for _ in head.columns) + " |")
+    return "\n".join(lines)
+
+
+def daily_counts(counts: dict[dt.date, int]) -> str:
+    """Per-day row counts as markdown (a ranged run covers many days in one step)."""
+    if not counts:
+        return "_(no days)_"
+    lines = ["| date | rows |", "| --- | --- |"]
+    lines += [f"| {d.isoformat()} | {n} |" for d, n in sorted(counts.items())]
+    return "\n".join(lines)
+
+
+def materialization_metadata(
+    df_preview: pl.DataFrame,
+    row_count: int,
+    schema: dg.TableSchema,
+    per_day: dict[dt.date, int] | None = None,
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "dagster/row_count": row_count,
+        "dagster/column_schema": schema,
+        "preview": dg.MetadataValue.md(markdown_preview(df_preview)),
+    }
+    if per_day is not None:
+        meta["rows_per_day"] = dg.MetadataValue.md(daily_counts(per_day))
+        meta["days"] = len(per_day)
+    return meta

@@ -1,0 +1,196 @@
+"""Warehouse SQL: table definitions and the set-based statements that fill them.
+
+Statements read registered Arrow relations (``_stg*``) or warehouse tables and take the
+partition range as bound parameters (``?``); none is built from values.
+"""
+
+DIM_CUSTOMER_DDL = """
+CREATE TABLE IF NOT EXISTS warehouse.dim_customer (
+    customer_key BIGINT NOT NULL,
+    customer_id  VARCHAR NOT NULL,
+    email        VARCHAR,
+    status       VARCHAR,
+    country      VARCHAR,
+    signup_ts    TIMESTAMP,
+    valid_from   TIMESTAMP NOT NULL,
+    valid_to     TIMESTAMP,
+    is_current   BOOLEAN NOT NULL
+)
+"""
+
+DIM_PRODUCT_DDL = """
+CREATE TABLE IF NOT EXISTS warehouse.dim_product (
+    product_key BIGINT NOT NULL,
+    product_id  VARCHAR NOT NULL,
+    name        VARCHAR,
+    category    VARCHAR,
+    list_price  DECIMAL(18,2),
+    unit_cost   DECIMAL(18,2),
+    valid_from  TIMESTAMP NOT NULL,
+    valid_to    TIMESTAMP,
+    is_current  BOOLEAN NOT NULL
+)
+"""
+
+# SCD type 2: a snapshot opens a version only when an attribute differs (NULL-safe) from
+# the snapshot just before it; keys hash (id, valid_from), so the same data gives the same
+# keys on every run.
+_SCD2 = """
+WITH ordered AS (
+    SELECT *,
+           row_number() OVER w AS _n,
+           {changed} AS _changed
+    FROM _stg
+    WINDOW w AS (PARTITION BY {id} ORDER BY updated_at)
+), kept AS (
+    SELECT * FROM ordered WHERE _n = 1 OR _changed
+)
+SELECT CAST(md5_number_lower({id} || '|' || strftime(updated_at, '%Y-%m-%dT%H:%M:%S.%f')) >> 1
+            AS BIGINT) AS {key},
+       {id}, {attrs},
+       updated_at AS valid_from,
+       lead(updated_at) OVER (PARTITION BY {id} ORDER BY updated_at) AS valid_to,
+       lead(updated_at) OVER (PARTITION BY {id} ORDER BY updated_at) IS NULL AS is_current
+FROM kept
+ORDER BY {id}, valid_from
+"""
+
+
+def _scd2(id_col: str, key_col: str, attrs: list[str]) -> str:
+    changed = " OR ".join(f"{a} IS DISTINCT FROM lag({a}) OVER w" for a in attrs)
+    return _SCD2.format(id=id_col, key=key_col, attrs=", ".join(attrs), changed=changed)
+
+
+DIM_CUSTOMER_SELECT = _scd2(
+    "customer_id", "customer_key", ["email", "status", "country", "signup_ts"]
+)
+DIM_PRODUCT_SELECT = _scd2(
+    "product_id", "product_key", ["name", "category", "list_price", "unit_cost"]
+)
+
+FCT_ORDER_ITEMS_DDL = """
+CREATE TABLE IF NOT EXISTS warehouse.fct_order_items (
+    order_id         VARCHAR NOT NULL,
+    line_number      BIGINT NOT NULL,
+    product_id       VARCHAR NOT NULL,
+    product_category VARCHAR,
+    order_date       DATE NOT NULL,
+    quantity         BIGINT NOT NULL,
+    unit_price       DECIMAL(18,2) NOT NULL,
+    line_revenue     DECIMAL(18,2) NOT NULL,
+    line_cost        DECIMAL(18,2)
+)
+"""
+
+# Point in time: the product version valid at order_ts ([valid_from, valid_to)); an
+# order older than the product's first version takes the first version.
+FCT_ORDER_ITEMS_SELECT = """
+WITH lines AS (
+    SELECT i.order_id, i.line_number, i.product_id, i.order_date, i.quantity, i.unit_price,
+           o.order_ts
+    FROM _stg_items i
+    LEFT JOIN _stg_orders o USING (order_id)
+), first_version AS (
+    SELECT product_id, category, unit_cost
+    FROM warehouse.dim_product
+    QUALIFY row_number() OVER (PARTITION BY product_id ORDER BY valid_from) = 1
+), matched AS (
+    SELECT l.*, p.product_key, p.category AS pit_category, p.unit_cost AS pit_unit_cost
+    FROM lines l
+    ASOF LEFT JOIN warehouse.dim_product p
+        ON l.product_id = p.product_id AND l.order_ts >= p.valid_from
+)
+SELECT m.order_id, m.line_number, m.product_id,
+       CASE WHEN m.product_key IS NULL THEN f.category ELSE m.pit_category END
+           AS product_category,
+       m.order_date, m.quantity, m.unit_price,
+       CAST(m.quantity * m.unit_price AS DECIMAL(18,2)) AS line_revenue,
+       CAST(m.quantity * CASE WHEN m.product_key IS NULL THEN f.unit_cost
+                              ELSE m.pit_unit_cost END AS DECIMAL(18,2)) AS line_cost
+FROM matched m
+LEFT JOIN first_version f USING (product_id)
+ORDER BY m.order_date, m.order_id, m.line_number
+"""
+
+FCT_ORDERS_DDL = """
+CREATE TABLE IF NOT EXISTS warehouse.fct_orders (
+    order_id    VARCHAR NOT NULL,
+    customer_id VARCHAR NOT NULL,
+    order_date  DATE NOT NULL,
+    order_ts    TIMESTAMP NOT NULL,
+    status      VARCHAR NOT NULL,
+    channel     VARCHAR,
+    item_count  BIGINT NOT NULL,
+    revenue     DECIMAL(18,2) NOT NULL,
+    cost        DECIMAL(18,2)
+)
+"""
+
+FCT_ORDERS_SELECT = """
+WITH lines AS (
+    SELECT order_id,
+           count(*) AS item_count,
+           CAST(sum(line_revenue) AS DECIMAL(18,2)) AS revenue,
+           CAST(sum(line_cost) AS DECIMAL(18,2)) AS cost
+    FROM warehouse.fct_order_items
+    WHERE order_date BETWEEN ? AND ?
+    GROUP BY order_id
+)
+SELECT o.order_id, o.customer_id, o.order_date, o.order_ts, o.status, o.channel,
+       coalesce(l.item_count, 0) AS item_count,
+       coalesce(l.revenue, CAST(0 AS DECIMAL(18,2))) AS revenue,
+       CASE WHEN l.order_id IS NULL THEN CAST(0 AS DECIMAL(18,2)) ELSE l.cost END AS cost
+FROM _stg_orders o
+LEFT JOIN lines l USING (order_id)
+ORDER BY o.order_date, o.order_id
+"""
+
+FCT_PAYMENTS_DDL = """
+CREATE TABLE IF NOT EXISTS warehouse.fct_payments (
+    payment_id VARCHAR NOT NULL,
+    order_id   VARCHAR NOT NULL,
+    paid_date  DATE NOT NULL,
+    paid_ts    TIMESTAMP NOT NULL,
+    amount     DECIMAL(18,2) NOT NULL,
+    currency   VARCHAR NOT NULL,
+    method     VARCHAR,
+    status     VARCHAR NOT NULL
+)
+"""
+
+FCT_PAYMENTS_SELECT = """
+SELECT payment_id, order_id, paid_date, paid_ts, amount, currency, method, status
+FROM _stg_payments
+ORDER BY paid_date, payment_id
+"""
+
+FCT_SESSIONS_DDL = """
+CREATE TABLE IF NOT EXISTS warehouse.fct_sessions (
+    session_id    VARCHAR NOT NULL,
+    user_id       VARCHAR,
+    session_date  DATE NOT NULL,
+    session_start TIMESTAMP NOT NULL,
+    session_end   TIMESTAMP NOT NULL,
+    event_count   BIGINT NOT NULL,
+    product_views BIGINT NOT NULL,
+    add_to_cart   BIGINT NOT NULL,
+    checkouts     BIGINT NOT NULL,
+    purchases     BIGINT NOT NULL
+)
+"""
+
+FCT_SESSIONS_SELECT = """
+SELECT session_id,
+       first(user_id ORDER BY event_ts, event_id) FILTER (WHERE user_id IS NOT NULL) AS user_id,
+       event_date AS session_date,
+       min(event_ts) AS session_start,
+       max(event_ts) AS session_end,
+       count(*) AS event_count,
+       count(*) FILTER (WHERE event_type = 'product_view') AS product_views,
+       count(*) FILTER (WHERE event_type = 'add_to_cart') AS add_to_cart,
+       count(*) FILTER (WHERE event_type = 'checkout') AS checkouts,
+       count(*) FILTER (WHERE event_type = 'purchase') AS purchases
+FROM _stg_events
+GROUP BY session_id, event_date
+ORDER BY session_date, session_id
+"""
