@@ -8,13 +8,12 @@ DAILY_PIPELINE = "daily_pipeline"
 LAYERS = ("staging", "warehouse", "marts")
 
 
-def build_jobs(partitions_def: dg.PartitionsDefinition) -> list[dg.UnresolvedAssetJobDefinition]:
+def build_jobs() -> list[dg.UnresolvedAssetJobDefinition]:
     pipeline = dg.AssetSelection.groups(*LAYERS)
     jobs = [
         dg.define_asset_job(
             DAILY_PIPELINE,
             selection=pipeline,
-            partitions_def=partitions_def,
             description="Staging, warehouse and marts for the chosen days, with the dimensions.",
             executor_def=dg.in_process_executor,
         )
@@ -24,7 +23,6 @@ def build_jobs(partitions_def: dg.PartitionsDefinition) -> list[dg.UnresolvedAss
             dg.define_asset_job(
                 f"{layer}_job",
                 selection=dg.AssetSelection.groups(layer),
-                partitions_def=partitions_def,
                 description=f"Every asset of the {layer} layer.",
                 executor_def=dg.in_process_executor,
             )

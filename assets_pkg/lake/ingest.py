@@ -520,7 +520,9 @@ class IngestPass:
         return (
             rejects.join(dates, on="order_ref", how="left")
             .with_columns(
-                partition_date=pl.when(pl.col("reason") == "orphan_order_item")
+                partition_date=pl.when(
+                    pl.col("reason").is_in(["orphan_order_item", "malformed_record"])
+                )
                 .then(None)
                 .otherwise(pl.coalesce("partition_date", "_order_date"))
             )

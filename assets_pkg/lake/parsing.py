@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass
 
 import polars as pl
@@ -24,6 +25,8 @@ TIMESTAMP_PATTERN = (
 )
 MONEY_PATTERN = r"^[+-]?\d{1,16}(\.\d{1,2})?$"
 INT_PATTERN = r"^-?\d{1,18}$"
+# a line of nothing but whitespace and separators: a blank record, skipped
+BLANK_LINE = re.compile(r"(?m)^[ \t\r\x0b\x0c,]*$(?!\Z)")
 
 REJECT_SCHEMA: dict[str, pl.DataType] = {
     "source": pl.String(),
@@ -98,7 +101,7 @@ def _check_header(contract: SourceContract, header: list[str]) -> None:
 
 def _csv_fast(text: str, header: list[str]) -> pl.DataFrame | None:
     """Polars' reader, when the file has no blank lines and tokenises cleanly."""
-    if "\n\n" in text or "\n\r\n" in text or "\r\r" in text:
+    if BLANK_LINE.search(text):
         return None  # blank lines: Polars turns them into rows, the contract skips them
     try:
         df = pl.read_csv(
@@ -132,8 +135,8 @@ def _csv_slow(text: str, header: list[str]) -> pl.DataFrame:
     try:
         next(reader)
         for record in reader:
-            if not record:  # a blank line is no row
-                continue
+            if not any(field.strip(WHITESPACE) for field in record):
+                continue  # a blank line (or only separators) is no row
             malformed.append(len(record) > width)
             rows.append((record + [""] * width)[:width])
             out.seek(0)
@@ -359,7 +362,11 @@ def validate(contract: SourceContract, file_name: str, rows: pl.DataFrame) -> Pa
         reason_expr = pl.when(cond).then(pl.lit(reason)).otherwise(reason_expr)
         detail_expr = pl.when(cond).then(detail).otherwise(detail_expr)
     date_col = contract.date_column
-    part_date = pl.col(f"_t_{date_col}").dt.date() if date_col else pl.lit(None, pl.Date)
+    part_date = (
+        pl.when(~pl.col("_malformed")).then(pl.col(f"_t_{date_col}").dt.date())
+        if date_col
+        else pl.lit(None, pl.Date)
+    )
     df = df.with_columns(
         _reason=reason_expr, _detail=detail_expr, _partition_date=part_date.cast(pl.Date)
     )

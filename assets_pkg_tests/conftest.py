@@ -1,0 +1,77 @@
+"""Shared fixtures: a temp data dir and a temp Dagster instance per test, never the repo's."""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from assets_pkg.config import Settings, load_settings
+
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+
+START = dt.date(2024, 3, 1)
+END = dt.date(2024, 3, 10)
+
+TABLE_KEYS = {
+    "warehouse.dim_customer": ["customer_id", "valid_from"],
+    "warehouse.dim_product": ["product_id", "valid_from"],
+    "warehouse.fct_orders": ["order_id"],
+    "warehouse.fct_order_items": ["order_id", "line_number"],
+    "warehouse.fct_payments": ["payment_id"],
+    "warehouse.fct_sessions": ["session_id", "session_date"],
+    "marts.daily_sales": ["order_date"],
+    "marts.daily_sales_by_category": ["date", "product_category"],
+    "marts.daily_payments": ["paid_date", "method"],
+    "marts.daily_funnel": ["date"],
+}
+
+
+def use_temp_platform(
+    root: Path, monkeypatch: pytest.MonkeyPatch, start: dt.date = START, end: dt.date = END
+) -> Settings:
+    """Point ASSETS_PKG_* and DAGSTER_HOME into ``root``."""
+    monkeypatch.setenv("ASSETS_PKG_DATA_DIR", str(root / "data"))
+    monkeypatch.setenv("ASSETS_PKG_START_DATE", start.isoformat())
+    monkeypatch.setenv("ASSETS_PKG_END_DATE", end.isoformat())
+    monkeypatch.setenv("DAGSTER_HOME", str(root / "dagster_home"))
+    for var in ("ASSETS_PKG_LAKE_URL", "ASSETS_PKG_WAREHOUSE_PATH"):
+        monkeypatch.delenv(var, raising=False)
+    return load_settings()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """A fresh data dir and Dagster instance for one test."""
+    yield use_temp_platform(tmp_path, monkeypatch)
+
+
+def land(settings: Settings, source: str, name: str, content: bytes | str) -> Path:
+    path = settings.landing_dir / source / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return path
+
+
+def read_table(settings: Settings, table: str, columns: list[str] | None = None) -> list[dict]:
+    """Rows of a warehouse table as dicts, sorted by the table's key (NULLs last)."""
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+        rel = conn.sql(f"SELECT * FROM {table}")
+        names = rel.columns
+        rows = [dict(zip(names, r, strict=True)) for r in rel.fetchall()]
+    if columns is not None:
+        rows = [{c: r[c] for c in columns} for r in rows]
+    return sort_rows(rows, TABLE_KEYS[table])
+
+
+def sort_rows(rows: list[dict], key: list[str]) -> list[dict]:
+    def sort_key(row: dict) -> tuple:
+        return tuple((row[k] is None, "" if row[k] is None else row[k]) for k in key)
+
+    return sorted(rows, key=sort_key)
