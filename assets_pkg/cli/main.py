@@ -69,11 +69,14 @@ def _execute(
 ) -> RunOutcome:
     """Run a job of the code location in-process, recorded in the shared instance."""
     from assets_pkg.definitions import build_definitions
-    from assets_pkg.instance import ensure_instance
+    from assets_pkg.instance import ensure_instance, process_tags, reap_dead_runs
 
     defs = build_definitions()
     job = defs.resolve_job_def(job_name)
     instance = ensure_instance(settings)
+    for run in reap_dead_runs(instance):
+        err.print(f"marked run {run} failed: its process is gone (slots freed)")
+    tags = {**(tags or {}), **process_tags()}
     run_id = str(uuid.uuid4())
     outcome: dict[str, dg.ExecuteInProcessResult | BaseException] = {}
 
@@ -82,7 +85,7 @@ def _execute(
             outcome["result"] = job.execute_in_process(
                 instance=instance,
                 run_id=run_id,
-                tags=tags or {},
+                tags=tags,
                 run_config=QUIET_LOGS,
                 raise_on_error=False,
             )

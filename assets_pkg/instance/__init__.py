@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import dagster as dg
@@ -38,3 +39,47 @@ def ensure_instance(settings: Settings) -> dg.DagsterInstance:
         finally:
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
     return instance
+
+
+PID_TAG = "assets_pkg/pid"
+HOST_TAG = "assets_pkg/host"
+
+
+def process_tags() -> dict[str, str]:
+    """Tags that let a later command tell whether this run's process is still alive."""
+    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Fail runs this host started whose process is gone, and free their pool slots.
+
+    A run killed with SIGKILL stays STARTED and keeps its concurrency slot, and the next
+    run in the same pool would wait for it forever.
+    """
+    host = socket.gethostname()
+    reaped: list[str] = []
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(
+            statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING],
+            tags={HOST_TAG: host},
+        )
+    )
+    for record in records:
+        run = record.dagster_run
+        pid = run.tags.get(PID_TAG)
+        if pid is None or _alive(int(pid)):
+            continue
+        instance.report_run_failed(run, "its process ended without finishing (killed); reaped")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        reaped.append(run.run_id)
+    return reaped

@@ -333,11 +333,6 @@ def _money_expr(cents: str) -> pl.Expr:
     )
 
 
-def _money(cents: int) -> str:
-    sign = "-" if cents < 0 else ""
-    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d}"
-
-
 def _id_expr(col: str, prefix: str, width: int) -> pl.Expr:
     return pl.concat_str([pl.lit(prefix), pl.col(col).cast(pl.String).str.zfill(width)])
 
@@ -593,8 +588,7 @@ def _customers(rng: np.random.Generator, ctx: _Ctx, sink: _Sink) -> np.ndarray:
 @dataclass
 class _Products:
     weights: np.ndarray
-    v_prod: np.ndarray  # versions sorted by (product, valid_from)
-    v_from: np.ndarray
+    v_from: np.ndarray  # versions sorted by (product, valid_from)
     v_list: np.ndarray
     first: np.ndarray  # index of each product's first version
     count: np.ndarray  # number of versions per product
@@ -685,7 +679,6 @@ def _products(rng: np.random.Generator, ctx: _Ctx, sink: _Sink) -> _Products:
     count = np.bincount(pid, minlength=n)
     products = _Products(
         weights=weights,
-        v_prod=pid[order],
         v_from=frm[order],
         v_list=lst[order],
         first=np.concatenate([[0], np.cumsum(count)[:-1]]),
@@ -928,7 +921,7 @@ def _payments(rng: np.random.Generator, ctx: _Ctx, orders: _Orders, items: _Item
     base = orders.ts + rng.integers(5 * _S, 20 * _MIN, size=n)
     method = rng.choice(4, size=n, p=[0.62, 0.22, 0.08, 0.08])
     fail = rng.random(n) < 0.12
-    split = ~fail & (rng.random(n) < 0.2) & (total >= 500) & (method != 3)
+    split = ~fail & (rng.random(n) < 0.25) & (total >= 500) & (method != 3)
     gc = np.where(split, np.clip(np.round(total * rng.uniform(0.1, 0.5, n)), 100, total - 100), 0)
     gc = gc.astype(np.int64)
     o = np.arange(n)
@@ -1305,6 +1298,9 @@ def _events(
         + rng.choice(24, size=n_s, p=_HOUR_P) * _HOUR
         + rng.integers(0, _HOUR, size=n_s)
     )
+    # the first session of every day but the last starts just before midnight and runs past it
+    night = np.concatenate([[0], np.cumsum(per_day)[:-1]])[: days - 1][per_day[: days - 1] > 0]
+    start[night] = ctx.t0 + (s_day[night] + 1) * _DAY - rng.integers(2 * _MIN, 3 * _MIN, len(night))
     # funnel: page_view -> product_view -> add_to_cart -> checkout -> purchase (~3%)
     u = rng.random((4, n_s))
     stage = (
@@ -1332,6 +1328,7 @@ def _events(
     s_user[buyers] = orders.cust[s_order[buyers]]
 
     pv = 1 + np.minimum(rng.poisson(1.2, size=n_s), 6)
+    pv[night] = np.maximum(pv[night], 5)
     prv = np.where(stage >= 1, 1 + np.minimum(rng.poisson(1.5, size=n_s), 8), 0)
     atc = np.where(stage >= 2, 1 + (rng.random(n_s) < 0.2), 0)
     chk = (stage >= 3).astype(np.int64)
