@@ -18,8 +18,17 @@ IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 SCHEMAS = ("warehouse", "marts", "quarantine")
 
 
-class WarehouseLockTimeout(RuntimeError):
-    """Another process held the warehouse file for longer than the configured wait."""
+class WarehouseLockTimeout(dg.Failure):
+    """Another process held the warehouse file for longer than the configured wait.
+
+    The wait itself was the retry, so the step fails at once instead of retrying again.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(description=message, allow_retries=False)
+
+    def __str__(self) -> str:
+        return self.description or "the warehouse stayed locked"
 
 
 def check_identifier(name: str) -> str:
@@ -125,7 +134,3 @@ def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
         [schema, name],
     ).fetchall()
     return bool(row and row[0][0])
-
-
-def as_failure(exc: WarehouseLockTimeout) -> dg.Failure:
-    return dg.Failure(str(exc))
