@@ -80,12 +80,25 @@ def materialization_metadata(
     schema: dg.TableSchema,
     per_day: dict[dt.date, int] | None = None,
 ) -> dict[str, Any]:
+    """Metadata of one materialization; a dated run also lists its days' counts."""
     meta: dict[str, Any] = {
-        "dagster/row_count": row_count,
         "dagster/column_schema": schema,
         "preview": dg.MetadataValue.md(markdown_preview(df_preview)),
     }
-    if per_day is not None:
+    if per_day is None:
+        meta["dagster/row_count"] = row_count
+    else:
+        meta["rows_in_run"] = row_count
+        meta["days_in_run"] = len(per_day)
         meta["rows_per_day"] = dg.MetadataValue.md(daily_counts(per_day))
-        meta["days"] = len(per_day)
     return meta
+
+
+def record_daily_counts(context: dg.AssetExecutionContext, per_day: dict[dt.date, int]) -> None:
+    """Row counts that are true per partition, also after a ranged run.
+
+    A ranged step records one materialization per day of its range; metadata scoped to a
+    partition overrides the step's, so each day shows its own ``dagster/row_count``.
+    """
+    for day, rows in per_day.items():
+        context.add_asset_metadata({"dagster/row_count": rows}, partition_key=day.isoformat())

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pytest
 
@@ -219,3 +220,19 @@ def test_dagster_cli_partition_range(pipeline, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "RUN_SUCCESS" in result.stderr + result.stdout
     assert table_hashes(settings) == clean
+
+
+def test_row_counts_are_true_per_day_after_a_ranged_run(pipeline):
+    settings, _, _ = pipeline
+    instance = dg.DagsterInstance.get()
+    orders = read_table(settings, "warehouse.fct_orders")
+    key = dg.AssetKey(["warehouse", "fct_orders"])
+    days = sorted({r["order_date"] for r in orders})
+    assert len(days) > 3
+    for day in days:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[day.isoformat()]), limit=1
+        ).records
+        metadata = records[0].asset_materialization.metadata
+        expected = sum(1 for r in orders if r["order_date"] == day)
+        assert metadata["dagster/row_count"].value == expected, day

@@ -14,7 +14,7 @@ from assets_pkg.checks import (
 )
 from assets_pkg.contracts import DIMENSION_SOURCES, FACT_SOURCES, SOURCES, SourceContract
 from assets_pkg.lake.ingest import index_schema
-from assets_pkg.metadata import frame_schema, materialization_metadata
+from assets_pkg.metadata import frame_schema, materialization_metadata, record_daily_counts
 from assets_pkg.partitions import chunks, run_days
 from assets_pkg.resources.lake import LakeResource, partition_dir
 from assets_pkg.staging import transforms
@@ -96,6 +96,7 @@ def _fact_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
             if preview.height == 0:
                 preview = df.head(5)
         total = sum(counts.values())
+        record_daily_counts(context, counts)
         context.log.info(f"{name}: {total} rows over {len(days)} day(s)")
         return dg.MaterializeResult(
             metadata=materialization_metadata(preview, total, _schema(contract), counts),

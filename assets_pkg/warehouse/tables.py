@@ -12,7 +12,7 @@ import dagster as dg
 import duckdb
 
 from assets_pkg.checks import OWNERS, STORAGE_RETRY, key_check_results, key_check_specs
-from assets_pkg.metadata import materialization_metadata
+from assets_pkg.metadata import materialization_metadata, record_daily_counts
 from assets_pkg.partitions import chunks, run_days
 from assets_pkg.resources.lake import LakeResource
 from assets_pkg.resources.warehouse import (
@@ -175,6 +175,8 @@ def build_table_asset(
                 f"SELECT * FROM {spec.table} WHERE {where} LIMIT 5", params=params
             ).pl()
             column_schema = table_column_schema(conn, spec)
+        if per_day is not None:
+            record_daily_counts(context, per_day)
         context.log.info(f"{spec.table}: {total} rows written")
         return dg.MaterializeResult(
             metadata=materialization_metadata(preview, total, column_schema, per_day)
