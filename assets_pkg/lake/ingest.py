@@ -316,6 +316,11 @@ class IngestPass:
             except UnreadableFile as exc:
                 self._quarantine(source, path, digest, exc.reason, exc.detail)
                 continue
+            except Exception as exc:  # one bad file never stops the good ones
+                self._quarantine(
+                    source, path, digest, "unreadable", f"{type(exc).__name__}: {exc}"[:500]
+                )
+                continue
             out.parsed.append(parsed)
             out.to_archive.append(path)
             out.loaded.append(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from dataclasses import dataclass
 
 import polars as pl
@@ -21,12 +20,11 @@ WHITESPACE = " \t\r\n\x0b\x0c"
 BOM = b"\xef\xbb\xbf"
 
 TIMESTAMP_PATTERN = (
-    r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+-]\d{2}:?\d{2})?$"
+    r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):([0-5]\d)(?::([0-5]\d)(?:\.(\d+))?)?"
+    r"(Z|[+-]\d{2}:?\d{2})?$"
 )
 MONEY_PATTERN = r"^[+-]?\d{1,16}(\.\d{1,2})?$"
 INT_PATTERN = r"^-?\d{1,18}$"
-# a line of nothing but whitespace and separators: a blank record, skipped
-BLANK_LINE = re.compile(r"(?m)^[ \t\r\x0b\x0c,]*$(?!\Z)")
 
 REJECT_SCHEMA: dict[str, pl.DataType] = {
     "source": pl.String(),
@@ -99,10 +97,17 @@ def _check_header(contract: SourceContract, header: list[str]) -> None:
         raise UnreadableFile("duplicate_column", f"header names {', '.join(dupes)} more than once")
 
 
+def _blank(columns: list[str]) -> pl.Expr:
+    """A record whose fields are all empty or whitespace: a blank line, not a row."""
+    return pl.all_horizontal(
+        [pl.col(c).is_null() | (pl.col(c).str.strip_chars(WHITESPACE) == "") for c in columns]
+    )
+
+
 def _csv_fast(text: str, header: list[str]) -> pl.DataFrame | None:
-    """Polars' reader, when the file has no blank lines and tokenises cleanly."""
-    if BLANK_LINE.search(text):
-        return None  # blank lines: Polars turns them into rows, the contract skips them
+    """Polars' reader, for files without quoting (quoted files get the strict RFC 4180 path)."""
+    if '"' in text:
+        return None  # Polars tolerates text after a closing quote; the csv module does not
     try:
         df = pl.read_csv(
             io.StringIO(text),
@@ -115,7 +120,7 @@ def _csv_fast(text: str, header: list[str]) -> pl.DataFrame | None:
         return None
     if df.width != len(header):
         return None
-    df = df.rename({f"c{i}": h for i, h in enumerate(header)})
+    df = df.rename({f"c{i}": h for i, h in enumerate(header)}).filter(~_blank(header))
     return df.with_columns(
         _row_number=pl.int_range(1, pl.len() + 1, dtype=pl.Int64),
         _malformed=pl.lit(False),
@@ -131,18 +136,18 @@ def _csv_slow(text: str, header: list[str]) -> pl.DataFrame:
     raws: list[str] = []
     malformed: list[bool] = []
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="")
+    writer = csv.writer(out, lineterminator="\n")  # so values with line breaks are quoted
     try:
         next(reader)
         for record in reader:
             if not any(field.strip(WHITESPACE) for field in record):
-                continue  # a blank line (or only separators) is no row
+                continue  # a blank record (empty line, only separators or empties) is no row
             malformed.append(len(record) > width)
             rows.append((record + [""] * width)[:width])
             out.seek(0)
             out.truncate()
             writer.writerow(record)
-            raws.append(out.getvalue())
+            raws.append(out.getvalue()[:-1])
     except csv.Error as exc:
         raise UnreadableFile(
             "bad_csv", f"not RFC 4180 CSV at line {reader.line_num}: {exc}"
@@ -186,7 +191,13 @@ def _json_text(value: object) -> tuple[str | None, bool]:
         return ("true" if value else "false"), False
     if isinstance(value, dict | list):
         return None, True
-    return str(value), False
+    text = str(value)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate escape such as "\ud800"
+            return None, True
+    return text, False
 
 
 def read_jsonl_rows(contract: SourceContract, text: str) -> pl.DataFrame:
@@ -330,7 +341,7 @@ def validate(contract: SourceContract, file_name: str, rows: pl.DataFrame) -> Pa
         (
             pl.col("_bad_type").is_not_null(),
             "bad_type",
-            pl.col("_bad_type") + pl.lit(": an object or array where a value is expected"),
+            pl.col("_bad_type") + pl.lit(": not a scalar (an object, an array or invalid Unicode)"),
         ),
     ]
     for c in contract.columns:

@@ -40,8 +40,10 @@ WITH d AS (
 )
 SELECT order_date, revenue, cost,
        CAST(revenue - cost AS DECIMAL(18,2)) AS gross_profit,
-       CAST(exact_div({_CENTS.format(x="revenue - cost")} * 10000, {_CENTS.format(x="revenue")})
-            * 0.0001 AS DECIMAL(9,4)) AS profit_margin,
+       -- a margin beyond DECIMAL(9,4) (cost 100000x revenue) is NULL rather than a failed day
+       TRY_CAST(exact_div({_CENTS.format(x="revenue - cost")} * 10000,
+                          {_CENTS.format(x="revenue")}) * 0.0001 AS DECIMAL(9,4))
+           AS profit_margin,
        order_count
 FROM d
 ORDER BY order_date

@@ -1,0 +1,197 @@
+"""The version index: ``merge_latest`` (greatest (file name, row number) wins) and ``is_landed``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from assets_pkg.contracts import SOURCES
+from assets_pkg.lake.ingest import index_schema, is_landed, merge_latest
+
+ORDERS = SOURCES["orders"]
+ITEMS = SOURCES["order_items"]
+D1, D2, D3 = dt.date(2024, 3, 1), dt.date(2024, 3, 2), dt.date(2024, 3, 3)
+
+
+def frame(rows: list[tuple], contract=ORDERS) -> pl.DataFrame:
+    """Rows of (*key, date, file, row) as an index-shaped frame."""
+    return pl.DataFrame(rows, schema=index_schema(contract), orient="row")
+
+
+def empty(contract=ORDERS) -> pl.DataFrame:
+    return pl.DataFrame(schema=index_schema(contract))
+
+
+def merge(batch: pl.DataFrame, index: pl.DataFrame, contract=ORDERS):
+    return merge_latest(batch, index, list(contract.key))
+
+
+def sorted_index(df: pl.DataFrame, contract=ORDERS) -> pl.DataFrame:
+    return df.select(list(index_schema(contract))).sort(list(contract.key))
+
+
+def test_first_batch_keeps_the_greatest_file_and_row_per_key():
+    batch = frame(
+        [
+            ("O1", D1, "orders_001.csv", 1),
+            ("O1", D2, "orders_002.csv", 1),
+            ("O1", D3, "orders_001.csv", 9),
+            ("O2", D1, "orders_002.csv", 4),
+            ("O2", D2, "orders_002.csv", 2),
+        ]
+    )
+    new_index, winners, moved = merge(batch, empty())
+    expected = frame([("O1", D2, "orders_002.csv", 1), ("O2", D1, "orders_002.csv", 4)])
+    assert_frame_equal(sorted_index(new_index), expected)
+    assert_frame_equal(sorted_index(winners), expected)
+    assert winners["_old_date"].null_count() == 2
+    assert moved.height == 0
+
+
+def test_an_older_version_arriving_later_changes_nothing():
+    index = frame([("O1", D2, "orders_005.csv", 3)])
+    batch = frame(
+        [
+            ("O1", D1, "orders_004.csv", 99),  # older file, whatever its row
+            ("O1", D3, "orders_005.csv", 2),  # same file, earlier row
+            ("O1", D3, "orders_005.csv", 3),  # the very same version again
+        ]
+    )
+    new_index, winners, moved = merge(batch, index)
+    assert_frame_equal(sorted_index(new_index), index)
+    assert winners.height == 0
+    assert moved.height == 0
+
+
+def test_a_later_row_of_the_same_file_wins():
+    index = frame([("O1", D1, "orders_005.csv", 3)])
+    new_index, winners, moved = merge(frame([("O1", D1, "orders_005.csv", 4)]), index)
+    assert_frame_equal(sorted_index(new_index), frame([("O1", D1, "orders_005.csv", 4)]))
+    assert winners["_old_date"].to_list() == [D1]
+    assert moved.height == 0  # same date: not moved
+
+
+def test_file_names_compare_lexicographically_not_numerically():
+    index = frame([("O1", D1, "orders_9.csv", 1)])
+    new_index, winners, _ = merge(frame([("O1", D2, "orders_10.csv", 1)]), index)
+    assert_frame_equal(sorted_index(new_index), index)
+    assert winners.height == 0
+
+
+def test_moved_keys_report_their_old_date():
+    index = frame(
+        [
+            ("O1", D1, "orders_001.csv", 1),
+            ("O2", D1, "orders_001.csv", 2),
+            ("O3", D2, "orders_001.csv", 3),
+        ]
+    )
+    batch = frame(
+        [
+            ("O1", D3, "orders_002.csv", 1),  # moves D1 -> D3
+            ("O2", D1, "orders_002.csv", 2),  # new version, same date
+            ("O4", D2, "orders_002.csv", 3),  # new key
+        ]
+    )
+    new_index, winners, moved = merge(batch, index)
+    expected = frame(
+        [
+            ("O1", D3, "orders_002.csv", 1),
+            ("O2", D1, "orders_002.csv", 2),
+            ("O3", D2, "orders_001.csv", 3),
+            ("O4", D2, "orders_002.csv", 3),
+        ]
+    )
+    assert_frame_equal(sorted_index(new_index), expected)
+    assert sorted(winners["order_id"].to_list()) == ["O1", "O2", "O4"]
+    assert moved.select("order_id", "date", "_old_date").rows() == [("O1", D3, D1)]
+
+
+def test_moved_and_moved_back_in_one_batch_is_no_move():
+    index = frame([("O1", D1, "orders_001.csv", 1)])
+    batch = frame([("O1", D3, "orders_002.csv", 1), ("O1", D1, "orders_002.csv", 2)])
+    new_index, winners, moved = merge(batch, index)
+    assert_frame_equal(sorted_index(new_index), frame([("O1", D1, "orders_002.csv", 2)]))
+    assert winners.height == 1
+    assert moved.height == 0
+
+
+BATCHES = [
+    [("O1", D1, "orders_001.csv", 1), ("O2", D1, "orders_001.csv", 2)],
+    [("O1", D2, "orders_003.csv", 1), ("O3", D3, "orders_003.csv", 7)],
+    [("O1", D3, "orders_002.csv", 5), ("O2", D2, "orders_002.csv", 1), ("O3", D1, "a.csv", 9)],
+]
+FINAL = [
+    ("O1", D2, "orders_003.csv", 1),
+    ("O2", D2, "orders_002.csv", 1),
+    ("O3", D3, "orders_003.csv", 7),
+]
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(len(BATCHES)))))
+def test_latest_version_wins_regardless_of_arrival_order(order):
+    index = empty()
+    for i in order:
+        index, _, _ = merge(frame(BATCHES[i]), index)
+    assert_frame_equal(sorted_index(index), frame(FINAL))
+
+
+def test_all_batches_at_once_equal_one_by_one():
+    together, _, _ = merge(frame([row for batch in BATCHES for row in batch]), empty())
+    assert_frame_equal(sorted_index(together), frame(FINAL))
+
+
+def test_merging_the_same_batch_twice_is_a_no_op():
+    batch = frame(BATCHES[2])
+    once, _, _ = merge(batch, empty())
+    twice, winners, moved = merge(batch, once)
+    assert_frame_equal(sorted_index(twice), sorted_index(once))
+    assert winners.height == 0
+    assert moved.height == 0
+
+
+def test_composite_key_of_order_items():
+    index = frame([("O1", 1, D1, "items_001.csv", 1), ("O1", 2, D1, "items_001.csv", 2)], ITEMS)
+    batch = frame([("O1", 2, D2, "items_002.csv", 1), ("O2", 1, D2, "items_002.csv", 2)], ITEMS)
+    new_index, _, moved = merge(batch, index, ITEMS)
+    expected = frame(
+        [
+            ("O1", 1, D1, "items_001.csv", 1),
+            ("O1", 2, D2, "items_002.csv", 1),
+            ("O2", 1, D2, "items_002.csv", 2),
+        ],
+        ITEMS,
+    )
+    assert_frame_equal(sorted_index(new_index, ITEMS), expected)
+    assert moved.select("order_id", "line_number", "_old_date").rows() == [("O1", 2, D1)]
+
+
+def test_new_index_keeps_the_index_schema():
+    new_index, _, _ = merge(frame(BATCHES[0]), empty())
+    assert new_index.schema == pl.Schema(index_schema(ORDERS))
+
+
+@pytest.mark.parametrize(
+    ("name", "landed"),
+    [
+        ("orders_001.csv", True),
+        ("events.jsonl", True),
+        ("orders.tmp.csv", True),
+        ("orders.partial.csv", True),
+        ("a.b", True),
+        ("tmp", True),
+        (".orders_001.csv", False),
+        (".hidden", False),
+        ("orders_001.csv.tmp", False),
+        ("orders_001.csv.partial", False),
+        (".orders_001.csv.tmp", False),
+        ("x.tmp", False),
+        ("x.partial", False),
+    ],
+)
+def test_is_landed(name, landed):
+    assert is_landed(name) is landed
