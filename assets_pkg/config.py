@@ -11,6 +11,9 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
 
 DEFAULT_START_DATE = "2024-01-01"
+DEFAULT_DAILY_CRON = "0 2 * * *"
+DEFAULT_LATE_DATA_CRON = "0 5 * * *"
+DEFAULT_LATE_DATA_DAYS = 7
 
 
 class ConfigError(ValueError):
@@ -24,6 +27,24 @@ def parse_date(value: str, name: str) -> dt.date:
         raise ConfigError(f"{name} must be a date as YYYY-MM-DD, got {value!r}") from None
 
 
+def parse_cron(value: str | None, default: str, name: str) -> str:
+    from dagster._utils.schedules import is_valid_cron_string
+
+    cron = (value or "").strip() or default
+    if not is_valid_cron_string(cron):
+        raise ConfigError(f"{name} must be a cron expression like '0 2 * * *', got {cron!r}")
+    return cron
+
+
+def parse_positive_int(value: str | None, default: int, name: str) -> int:
+    raw = (value or "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"{name} must be a whole number of at least 1, got {value!r}")
+    return int(raw)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where everything lives and which days are partitions."""
@@ -33,6 +54,11 @@ class Settings:
     end_date: dt.date | None
     lake_url: str
     warehouse_path: Path
+    #: cron (UTC) of the daily schedule that materializes yesterday
+    daily_cron: str = DEFAULT_DAILY_CRON
+    #: cron (UTC) of the late-data schedule, and how many days back it re-runs
+    late_data_cron: str = DEFAULT_LATE_DATA_CRON
+    late_data_days: int = DEFAULT_LATE_DATA_DAYS
 
     @property
     def landing_dir(self) -> Path:
@@ -85,4 +111,17 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         end_date=end,
         lake_url=lake_url,
         warehouse_path=warehouse.expanduser().resolve(),
+        daily_cron=parse_cron(
+            env.get("ASSETS_PKG_DAILY_CRON"), DEFAULT_DAILY_CRON, "ASSETS_PKG_DAILY_CRON"
+        ),
+        late_data_cron=parse_cron(
+            env.get("ASSETS_PKG_LATE_DATA_CRON"),
+            DEFAULT_LATE_DATA_CRON,
+            "ASSETS_PKG_LATE_DATA_CRON",
+        ),
+        late_data_days=parse_positive_int(
+            env.get("ASSETS_PKG_LATE_DATA_DAYS"),
+            DEFAULT_LATE_DATA_DAYS,
+            "ASSETS_PKG_LATE_DATA_DAYS",
+        ),
     )

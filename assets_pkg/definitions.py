@@ -10,13 +10,15 @@ import warnings
 
 import dagster as dg
 
+from assets_pkg.automation import build_automation_sensor
 from assets_pkg.config import load_settings
 from assets_pkg.jobs import build_jobs
 from assets_pkg.lake.assets import build_lake_specs, ingest_job
 from assets_pkg.marts.assets import build_mart_assets
 from assets_pkg.partitions import daily_partitions
 from assets_pkg.resources import build_resources
-from assets_pkg.sensors import landing_sensor
+from assets_pkg.schedules import build_schedules
+from assets_pkg.sensors import dimension_change_sensor, landing_sensor
 from assets_pkg.staging.assets import build_staging_assets
 from assets_pkg.warehouse.assets import build_warehouse_assets
 
@@ -40,7 +42,8 @@ def _build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=dg.with_source_code_references(assets),
         jobs=[ingest_job, *build_jobs()],
-        sensors=[landing_sensor],
+        schedules=build_schedules(settings),
+        sensors=[landing_sensor, dimension_change_sensor, build_automation_sensor()],
         resources=build_resources(settings),
         executor=dg.in_process_executor,
     )

@@ -18,6 +18,14 @@ def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
     return dg.DailyPartitionsDefinition(start_date=start, end_offset=1, timezone="UTC")
 
 
+def range_tags(start: dt.date, end: dt.date) -> dict[str, str]:
+    """Run tags that make one run cover the days ``start..end`` (single-run backfill)."""
+    return {
+        "dagster/asset_partition_range_start": start.isoformat(),
+        "dagster/asset_partition_range_end": end.isoformat(),
+    }
+
+
 def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
     return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
 

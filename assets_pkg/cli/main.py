@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from assets_pkg.config import ConfigError, Settings, load_settings, parse_date
+from assets_pkg.partitions import range_tags
 from assets_pkg.resources.warehouse import WarehouseLockTimeout, WarehouseResource
 
 console = Console(stderr=False)
@@ -248,10 +249,7 @@ def do_backfill(settings: Settings, start: dt.date, end: dt.date) -> None:
     outcome = _execute(
         settings,
         "daily_pipeline",
-        tags={
-            "dagster/asset_partition_range_start": start.isoformat(),
-            "dagster/asset_partition_range_end": end.isoformat(),
-        },
+        tags=range_tags(start, end),
         label=f"backfilling {start}..{end}",
     )
     if not outcome.success:

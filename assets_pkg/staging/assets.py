@@ -5,6 +5,7 @@ import datetime as dt
 import dagster as dg
 import polars as pl
 
+from assets_pkg.automation import follow_upstream
 from assets_pkg.checks import (
     OWNERS,
     STORAGE_RETRY,
@@ -75,6 +76,7 @@ def _fact_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
         check_specs=key_check_specs(key, list(contract.key)),
         retry_policy=STORAGE_RETRY,
         metadata={"dagster/column_schema": _schema(contract)},
+        automation_condition=follow_upstream(),
     )
     def _asset(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         days = run_days(context)
@@ -122,6 +124,7 @@ def _dimension_asset(source: str) -> dg.AssetsDefinition:
         check_specs=key_check_specs(key, list(contract.key)),
         retry_policy=STORAGE_RETRY,
         metadata={"dagster/column_schema": _schema(contract)},
+        automation_condition=follow_upstream(),
     )
     def _asset(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         rows = lake.scan(f"lake/{source}", None, contract.schema())

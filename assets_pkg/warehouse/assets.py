@@ -26,6 +26,7 @@ DIM_PRODUCT = TableSpec(
     description="One row per product version (SCD type 2), valid on [valid_from, valid_to).",
     deps=[staging_key("products")],
     staged={"_stg": "products"},
+    changed_from_sql=sql.DIM_PRODUCT_CHANGED_FROM,
     column_descriptions={"product_key": "surrogate key, a hash of (product_id, valid_from)"},
 )
 FCT_ORDER_ITEMS = TableSpec(

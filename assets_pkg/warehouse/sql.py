@@ -68,6 +68,28 @@ DIM_PRODUCT_SELECT = _scd2(
     "product_id", "product_key", ["name", "category", "list_price", "unit_cost"]
 )
 
+# The first day whose point-in-time product lookup may differ between the dimension as it
+# was (_before) and as it is now: the earliest valid_from of a version that appeared,
+# vanished or changed the columns the facts use. When a product's first version changes,
+# orders older than every version (which take the first) change too: day 0001-01-01.
+DIM_PRODUCT_CHANGED_FROM = """
+WITH old AS (SELECT product_id, valid_from, category, unit_cost FROM _before),
+new AS (SELECT product_id, valid_from, category, unit_cost FROM warehouse.dim_product),
+changed AS (
+    (SELECT * FROM old EXCEPT SELECT * FROM new)
+    UNION ALL
+    (SELECT * FROM new EXCEPT SELECT * FROM old)
+),
+firsts AS (
+    SELECT product_id, min(valid_from) AS first_from
+    FROM (SELECT product_id, valid_from FROM old UNION ALL SELECT product_id, valid_from FROM new)
+    GROUP BY product_id
+)
+SELECT min(CASE WHEN c.valid_from <= f.first_from THEN DATE '0001-01-01'
+                ELSE CAST(c.valid_from AS DATE) END)
+FROM changed c JOIN firsts f USING (product_id)
+"""
+
 FCT_ORDER_ITEMS_DDL = """
 CREATE TABLE IF NOT EXISTS warehouse.fct_order_items (
     order_id         VARCHAR NOT NULL,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 import duckdb
 
+from assets_pkg.automation import follow_upstream
 from assets_pkg.checks import OWNERS, STORAGE_RETRY, key_check_results, key_check_specs
 from assets_pkg.metadata import materialization_metadata, record_daily_counts
 from assets_pkg.partitions import chunks, run_days
@@ -24,6 +25,8 @@ from assets_pkg.resources.warehouse import (
 from assets_pkg.staging.transforms import staging_schema
 
 WAREHOUSE_POOL = "warehouse"
+#: metadata key of a dimension's materialization: first day of facts it made stale
+CHANGED_FROM = "changed_from"
 #: days per transaction inside a ranged step (bounds memory of the staged Arrow input)
 CHUNK_DAYS = 92
 
@@ -47,6 +50,9 @@ class TableSpec:
     setup_sql: tuple[str, ...] = ()
     #: key columns that may never be NULL (default: all of them); a mart may group NULLs
     not_null: list[str] | None = None
+    #: for a dimension: SQL giving the first day whose facts its rebuild made stale,
+    #: comparing the table with its previous state in ``_before``
+    changed_from_sql: str | None = None
 
     @property
     def not_null_columns(self) -> list[str]:
@@ -117,8 +123,13 @@ def build_table_asset(
     spec: TableSpec,
     partitions_def: dg.PartitionsDefinition | None,
     group_name: str,
+    dimensions: frozenset[dg.AssetKey] = frozenset(),
 ) -> dg.AssetsDefinition:
-    """A warehouse/mart asset: dated tables write their run's days, others are rebuilt whole."""
+    """A warehouse/mart asset: dated tables write their run's days, others are rebuilt whole.
+
+    ``dimensions`` are the undated tables a dated one reads: automation does not follow
+    them (see ``assets_pkg.automation``).
+    """
     key = spec.asset_key
     dated = spec.date_column is not None
 
@@ -134,6 +145,9 @@ def build_table_asset(
         check_specs=key_check_specs(key, spec.key, spec.not_null_columns),
         retry_policy=STORAGE_RETRY,
         pool=WAREHOUSE_POOL,
+        automation_condition=follow_upstream(
+            [d for d in spec.deps if d in dimensions] if dated else None
+        ),
     )
     def _asset(
         context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource
@@ -143,9 +157,15 @@ def build_table_asset(
             ensure_schemas(conn)
             for statement in spec.setup_sql:
                 conn.execute(statement)
+            changed_from = None
             if days is None:
                 register_staged(conn, lake, spec.staged, None)
+                if spec.changed_from_sql:
+                    conn.execute(spec.ddl)
+                    conn.execute(f"CREATE OR REPLACE TEMP TABLE _before AS FROM {spec.table}")
                 replace_slice(conn, spec.table, ddl=spec.ddl, select_sql=spec.select_sql)
+                if spec.changed_from_sql:
+                    changed_from = conn.execute(spec.changed_from_sql).fetchone()[0]
                 where, params = "TRUE", []
                 per_day = None
             else:
@@ -178,9 +198,12 @@ def build_table_asset(
         if per_day is not None:
             record_daily_counts(context, per_day)
         context.log.info(f"{spec.table}: {total} rows written")
+        extra: dict = {"table": spec.table}
+        if spec.changed_from_sql:
+            # read by dimension_change_sensor: facts from this day on may be stale
+            extra[CHANGED_FROM] = changed_from.isoformat() if changed_from else ""
         return dg.MaterializeResult(
-            metadata=materialization_metadata(preview, total, column_schema, per_day)
-            | {"table": spec.table},
+            metadata=materialization_metadata(preview, total, column_schema, per_day) | extra,
             check_results=key_check_results(key, spec.key, duplicates, nulls, total),
         )
 
@@ -192,4 +215,5 @@ def build_table_assets(
     partitions_def: dg.PartitionsDefinition,
     group_name: str,
 ) -> list[dg.AssetsDefinition]:
-    return [build_table_asset(s, partitions_def, group_name) for s in specs]
+    dimensions = frozenset(s.asset_key for s in specs if s.date_column is None)
+    return [build_table_asset(s, partitions_def, group_name, dimensions) for s in specs]
