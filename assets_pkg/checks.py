@@ -11,13 +11,6 @@ import polars as pl
 
 OWNERS = ["team:data-platform"]
 
-STORAGE_RETRY = dg.RetryPolicy(
-    max_retries=3,
-    delay=1.0,
-    backoff=dg.Backoff.EXPONENTIAL,
-    jitter=dg.Jitter.PLUS_MINUS,
-)
-
 
 def key_check_specs(
     asset_key: dg.AssetKey, key: list[str], not_null: list[str] | None = None

@@ -7,10 +7,11 @@ so the UI's partition status follows what actually landed.
 
 import dagster as dg
 
-from assets_pkg.checks import OWNERS, STORAGE_RETRY
+from assets_pkg.checks import OWNERS
 from assets_pkg.contracts import INGEST_ORDER, SOURCES, column_schema
 from assets_pkg.lake.ingest import IngestReport, run_ingest
 from assets_pkg.resources import LakeResource, PlatformResource, WarehouseResource
+from assets_pkg.retries import STORAGE_RETRY, permanent_unless_transient
 from assets_pkg.staging.assets import lake_key
 
 REJECTS_KEY = dg.AssetKey(["quarantine", "rejects"])
@@ -81,6 +82,7 @@ def materializations(report: IngestReport, in_range) -> list[dg.AssetMaterializa
     description="One pass over the landing zone: parse, validate, write the lake, archive.",
     retry_policy=STORAGE_RETRY,
 )
+@permanent_unless_transient
 def ingest_landing(
     context: dg.OpExecutionContext,
     platform: PlatformResource,

@@ -8,7 +8,6 @@ import polars as pl
 from assets_pkg.automation import follow_upstream
 from assets_pkg.checks import (
     OWNERS,
-    STORAGE_RETRY,
     frame_key_stats,
     key_check_results,
     key_check_specs,
@@ -18,6 +17,7 @@ from assets_pkg.lake.ingest import index_schema
 from assets_pkg.metadata import frame_schema, materialization_metadata, record_daily_counts
 from assets_pkg.partitions import chunks, run_days
 from assets_pkg.resources.lake import LakeResource, partition_dir
+from assets_pkg.retries import STORAGE_RETRY, permanent_unless_transient
 from assets_pkg.staging import transforms
 
 #: days handled per chunk inside one (possibly year-long) ranged step, to bound memory
@@ -78,6 +78,7 @@ def _fact_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
         metadata={"dagster/column_schema": _schema(contract)},
         automation_condition=follow_upstream(),
     )
+    @permanent_unless_transient
     def _asset(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         days = run_days(context)
         index = scan_index(lake, contract)
@@ -126,6 +127,7 @@ def _dimension_asset(source: str) -> dg.AssetsDefinition:
         metadata={"dagster/column_schema": _schema(contract)},
         automation_condition=follow_upstream(),
     )
+    @permanent_unless_transient
     def _asset(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         rows = lake.scan(f"lake/{source}", None, contract.schema())
         df = transforms.latest_snapshots(contract, rows).collect(engine="streaming")

@@ -12,7 +12,7 @@ import dagster as dg
 import duckdb
 
 from assets_pkg.automation import follow_upstream
-from assets_pkg.checks import OWNERS, STORAGE_RETRY, key_check_results, key_check_specs
+from assets_pkg.checks import OWNERS, key_check_results, key_check_specs
 from assets_pkg.metadata import materialization_metadata, record_daily_counts
 from assets_pkg.partitions import chunks, run_days
 from assets_pkg.resources.lake import LakeResource
@@ -22,6 +22,7 @@ from assets_pkg.resources.warehouse import (
     ensure_schemas,
     replace_slice,
 )
+from assets_pkg.retries import STORAGE_RETRY, permanent_unless_transient
 from assets_pkg.staging.transforms import staging_schema
 
 WAREHOUSE_POOL = "warehouse"
@@ -149,6 +150,7 @@ def build_table_asset(
             [d for d in spec.deps if d in dimensions] if dated else None
         ),
     )
+    @permanent_unless_transient
     def _asset(
         context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource
     ) -> dg.MaterializeResult:
