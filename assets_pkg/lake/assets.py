@@ -9,12 +9,21 @@ import dagster as dg
 
 from assets_pkg.checks import OWNERS
 from assets_pkg.contracts import INGEST_ORDER, SOURCES, column_schema
-from assets_pkg.lake.ingest import IngestReport, run_ingest
+from assets_pkg.lake.ingest import REJECTS_DDL, IngestReport, run_ingest
+from assets_pkg.metadata import ddl_table_schema
 from assets_pkg.resources import LakeResource, PlatformResource, WarehouseResource
 from assets_pkg.retries import STORAGE_RETRY, permanent_unless_transient
 from assets_pkg.staging.assets import lake_key
+from assets_pkg.warehouse.tables import WAREHOUSE_POOL
 
 REJECTS_KEY = dg.AssetKey(["quarantine", "rejects"])
+REJECTS_COLUMNS = {
+    "row_number": "1-based data row of the file (line, for JSON Lines)",
+    "reason": "first failing rule: missing_required, bad_timestamp, bad_number, ...",
+    "raw_record": "the row as text",
+    "partition_date": "business date of the row, NULL when it has no readable date",
+    "resolved_at": "when a later pass loaded it (an orphan item whose order arrived)",
+}
 
 
 def build_lake_specs(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetSpec]:
@@ -40,6 +49,11 @@ def build_lake_specs(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetSp
             description="One row per rejected landing row, with its reason and raw record.",
             kinds={"duckdb"},
             owners=OWNERS,
+            metadata={
+                "dagster/column_schema": ddl_table_schema(
+                    REJECTS_DDL, "quarantine.rejects", REJECTS_COLUMNS
+                )
+            },
         )
     )
     return specs
@@ -81,6 +95,7 @@ def materializations(report: IngestReport, in_range) -> list[dg.AssetMaterializa
 @dg.op(
     description="One pass over the landing zone: parse, validate, write the lake, archive.",
     retry_policy=STORAGE_RETRY,
+    pool=WAREHOUSE_POOL,  # it writes quarantine.rejects
 )
 @permanent_unless_transient
 def ingest_landing(
