@@ -45,6 +45,15 @@ def parse_positive_int(value: str | None, default: int, name: str) -> int:
     return int(raw)
 
 
+def parse_webhook(value: str | None, name: str) -> str | None:
+    url = (value or "").strip()
+    if not url:
+        return None
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"{name} must be an http:// or https:// URL")
+    return url
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where everything lives and which days are partitions."""
@@ -59,6 +68,8 @@ class Settings:
     #: cron (UTC) of the late-data schedule, and how many days back it re-runs
     late_data_cron: str = DEFAULT_LATE_DATA_CRON
     late_data_days: int = DEFAULT_LATE_DATA_DAYS
+    #: URL that every alert is also POSTed to (``ASSETS_PKG_ALERT_WEBHOOK``), if any
+    alert_webhook: str | None = None
 
     @property
     def landing_dir(self) -> Path:
@@ -79,6 +90,11 @@ class Settings:
     @property
     def default_dagster_home(self) -> Path:
         return self.data_dir / ".dagster"
+
+    @property
+    def alerts_path(self) -> Path:
+        """JSON Lines file the alert sensors append to."""
+        return self.data_dir / "alerts" / "alerts.jsonl"
 
     def last_partition(self, today: dt.date | None = None) -> dt.date:
         """The last daily partition: the configured end date, else today (UTC)."""
@@ -123,5 +139,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             env.get("ASSETS_PKG_LATE_DATA_DAYS"),
             DEFAULT_LATE_DATA_DAYS,
             "ASSETS_PKG_LATE_DATA_DAYS",
+        ),
+        alert_webhook=parse_webhook(
+            env.get("ASSETS_PKG_ALERT_WEBHOOK"), "ASSETS_PKG_ALERT_WEBHOOK"
         ),
     )

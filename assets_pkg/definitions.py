@@ -18,7 +18,12 @@ from assets_pkg.marts.assets import build_mart_assets
 from assets_pkg.partitions import daily_partitions
 from assets_pkg.resources import build_resources
 from assets_pkg.schedules import build_schedules
-from assets_pkg.sensors import dimension_change_sensor, landing_sensor
+from assets_pkg.sensors import (
+    check_failure_alert_sensor,
+    dimension_change_sensor,
+    landing_sensor,
+    run_failure_alert_sensor,
+)
 from assets_pkg.staging.assets import build_staging_assets
 from assets_pkg.warehouse.assets import build_warehouse_assets
 
@@ -43,7 +48,13 @@ def _build_definitions() -> dg.Definitions:
         assets=dg.with_source_code_references(assets),
         jobs=[ingest_job, *build_jobs()],
         schedules=build_schedules(settings),
-        sensors=[landing_sensor, dimension_change_sensor, build_automation_sensor()],
+        sensors=[
+            landing_sensor,
+            dimension_change_sensor,
+            build_automation_sensor(),
+            run_failure_alert_sensor,
+            check_failure_alert_sensor,
+        ],
         resources=build_resources(settings),
         executor=dg.in_process_executor,
     )

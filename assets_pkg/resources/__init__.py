@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 from pydantic import Field
 
@@ -18,6 +20,9 @@ class PlatformResource(dg.ConfigurableResource):
     end_date: str | None = Field(default=None, description="Last daily partition, if fixed.")
     lake_url: str = Field(description="Lake root.")
     warehouse_path: str = Field(description="DuckDB warehouse file.")
+    alert_webhook: str | None = Field(
+        default=None, description="URL alerts are POSTed to (ASSETS_PKG_ALERT_WEBHOOK), if any."
+    )
 
     def settings(self) -> Settings:
         env = {
@@ -26,8 +31,30 @@ class PlatformResource(dg.ConfigurableResource):
             "ASSETS_PKG_END_DATE": self.end_date or "",
             "ASSETS_PKG_LAKE_URL": self.lake_url,
             "ASSETS_PKG_WAREHOUSE_PATH": self.warehouse_path,
+            "ASSETS_PKG_ALERT_WEBHOOK": _reveal(self.alert_webhook),
         }
         return load_settings(env)
+
+
+ALERT_WEBHOOK_VAR = "ASSETS_PKG_ALERT_WEBHOOK"
+
+
+def _secret(var: str, value: str | None) -> str | None:
+    """``dg.EnvVar(var)`` when ``value`` came from that variable, so the UI shows its name.
+
+    A webhook URL usually carries a token; resource config given as a plain string is
+    displayed in the UI, an ``EnvVar`` is not.
+    """
+    if value and os.environ.get(var, "").strip() == value:
+        return dg.EnvVar(var)
+    return value
+
+
+def _reveal(value: str | None) -> str:
+    """The value itself, also on a resource built directly (its ``EnvVar`` not yet resolved)."""
+    if isinstance(value, dg.EnvVar):
+        return value.get_value() or ""
+    return value or ""
 
 
 def build_resources(settings: Settings | None = None) -> dict[str, dg.ConfigurableResource]:
@@ -40,6 +67,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
             end_date=settings.end_date.isoformat() if settings.end_date else None,
             lake_url=settings.lake_url,
             warehouse_path=str(settings.warehouse_path),
+            alert_webhook=_secret(ALERT_WEBHOOK_VAR, settings.alert_webhook),
         ),
         "lake": LakeResource(root=settings.lake_url),
         "warehouse": WarehouseResource(database=str(settings.warehouse_path)),
