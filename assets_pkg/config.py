@@ -14,6 +14,8 @@ DEFAULT_START_DATE = "2024-01-01"
 DEFAULT_DAILY_CRON = "0 2 * * *"
 DEFAULT_LATE_DATA_CRON = "0 5 * * *"
 DEFAULT_LATE_DATA_DAYS = 7
+DEFAULT_SENSOR_INTERVAL_S = 15
+DEFAULT_SENSOR_BATCH_FILES = 200
 
 
 class ConfigError(ValueError):
@@ -54,6 +56,22 @@ def parse_webhook(value: str | None, name: str) -> str | None:
     return url
 
 
+def parse_sources(value: str | None) -> tuple[str, ...] | None:
+    """A comma-separated list of contract sources, or None (all) when unset."""
+    from assets_pkg.contracts import INGEST_ORDER
+
+    names = [n.strip() for n in (value or "").split(",") if n.strip()]
+    if not names:
+        return None
+    unknown = sorted(set(names) - set(INGEST_ORDER))
+    if unknown:
+        raise ConfigError(
+            f"ASSETS_PKG_SENSOR_SOURCES names unknown source(s) {', '.join(unknown)}; "
+            f"known: {', '.join(INGEST_ORDER)}"
+        )
+    return tuple(s for s in INGEST_ORDER if s in names)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where everything lives and which days are partitions."""
@@ -68,6 +86,10 @@ class Settings:
     #: cron (UTC) of the late-data schedule, and how many days back it re-runs
     late_data_cron: str = DEFAULT_LATE_DATA_CRON
     late_data_days: int = DEFAULT_LATE_DATA_DAYS
+    #: landing sensor: least seconds between ticks, most files per ingest run, sources
+    sensor_interval_s: int = DEFAULT_SENSOR_INTERVAL_S
+    sensor_batch_files: int = DEFAULT_SENSOR_BATCH_FILES
+    watched_sources: tuple[str, ...] | None = None  # None: every source
     #: URL that every alert is also POSTed to (``ASSETS_PKG_ALERT_WEBHOOK``), if any
     alert_webhook: str | None = None
 
@@ -143,4 +165,15 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         alert_webhook=parse_webhook(
             env.get("ASSETS_PKG_ALERT_WEBHOOK"), "ASSETS_PKG_ALERT_WEBHOOK"
         ),
+        sensor_interval_s=parse_positive_int(
+            env.get("ASSETS_PKG_SENSOR_INTERVAL_S"),
+            DEFAULT_SENSOR_INTERVAL_S,
+            "ASSETS_PKG_SENSOR_INTERVAL_S",
+        ),
+        sensor_batch_files=parse_positive_int(
+            env.get("ASSETS_PKG_SENSOR_BATCH_FILES"),
+            DEFAULT_SENSOR_BATCH_FILES,
+            "ASSETS_PKG_SENSOR_BATCH_FILES",
+        ),
+        watched_sources=parse_sources(env.get("ASSETS_PKG_SENSOR_SOURCES")),
     )

@@ -19,9 +19,9 @@ from assets_pkg.partitions import daily_partitions
 from assets_pkg.resources import build_resources
 from assets_pkg.schedules import build_schedules
 from assets_pkg.sensors import (
+    build_landing_sensor,
     check_failure_alert_sensor,
     dimension_change_sensor,
-    landing_sensor,
     run_failure_alert_sensor,
 )
 from assets_pkg.staging.assets import build_staging_assets
@@ -49,7 +49,7 @@ def _build_definitions() -> dg.Definitions:
         jobs=[ingest_job, *build_jobs()],
         schedules=build_schedules(settings),
         sensors=[
-            landing_sensor,
+            build_landing_sensor(settings),
             dimension_change_sensor,
             build_automation_sensor(),
             run_failure_alert_sensor,

@@ -53,9 +53,15 @@ def execute(kind: str, name: str, when: dt.datetime | None = None) -> list[bool]
         job = defs.resolve_job_def(job_name)
         result = job.execute_in_process(
             instance=instance,
+            run_config=request.run_config,
             partition_key=request.partition_key,
             asset_selection=request.asset_selection,
-            tags={**request.tags, **process_tags(), LAUNCHED_BY: f"{kind}:{name}"},
+            tags={
+                **request.tags,
+                **process_tags(),
+                LAUNCHED_BY: f"{kind}:{name}",
+                "dagster/run_key": request.run_key or "",
+            },
             raise_on_error=False,
         )
         outcomes.append(result.success)

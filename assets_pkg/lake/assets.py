@@ -6,6 +6,7 @@ so the UI's partition status follows what actually landed.
 """
 
 import dagster as dg
+from pydantic import Field
 
 from assets_pkg.checks import OWNERS
 from assets_pkg.contracts import INGEST_ORDER, SOURCES, column_schema
@@ -92,6 +93,15 @@ def materializations(report: IngestReport, in_range) -> list[dg.AssetMaterializa
     return events
 
 
+class IngestConfig(dg.Config):
+    """Which landed files one ingest run takes."""
+
+    files: list[str] = Field(
+        default_factory=list,
+        description="`source/name` of the files to take (a sensor's micro-batch); empty: all.",
+    )
+
+
 @dg.op(
     description="One pass over the landing zone: parse, validate, write the lake, archive.",
     retry_policy=STORAGE_RETRY,
@@ -100,12 +110,20 @@ def materializations(report: IngestReport, in_range) -> list[dg.AssetMaterializa
 @permanent_unless_transient
 def ingest_landing(
     context: dg.OpExecutionContext,
+    config: IngestConfig,
     platform: PlatformResource,
     lake: LakeResource,
     warehouse: WarehouseResource,
 ) -> None:
     settings = platform.settings()
-    report = run_ingest(settings, lake, warehouse, run_id=context.run_id, log=context.log.warning)
+    report = run_ingest(
+        settings,
+        lake,
+        warehouse,
+        run_id=context.run_id,
+        log=context.log.warning,
+        only=config.files or None,
+    )
     for event in materializations(report, settings.in_range):
         context.log_event(event)
     for source, r in report.sources.items():

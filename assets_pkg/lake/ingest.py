@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,8 +201,11 @@ class IngestPass:
         warehouse: WarehouseResource,
         run_id: str | None = None,
         log: Callable[[str], None] | None = None,
+        only: Collection[str] | None = None,
     ) -> None:
         self.settings = settings
+        #: ``source/name`` of the files this pass may take (a sensor's micro-batch); None: all
+        self.only = None if only is None else frozenset(only)
         self.lake = lake
         self.warehouse = warehouse
         self.run_id = run_id
@@ -225,6 +228,8 @@ class IngestPass:
         report = self.reports[source]
         fresh: list[tuple[Path, bytes, str]] = []
         for path in landed_files(self.settings.landing_dir / source):
+            if self.only is not None and f"{source}/{path.name}" not in self.only:
+                continue
             if path.is_symlink() or not path.is_file():
                 self._quarantine(source, path, None, "unsafe_file", "not a regular file (symlink)")
                 continue
@@ -616,7 +621,12 @@ def run_ingest(
     warehouse: WarehouseResource,
     run_id: str | None = None,
     log: Callable[[str], None] | None = None,
+    only: Collection[str] | None = None,
 ) -> IngestReport:
-    """Run one ingest pass under the data dir's ingest lock."""
+    """Run one ingest pass under the data dir's ingest lock.
+
+    ``only`` limits the pass to these ``source/name`` files (a sensor's micro-batch); a
+    file of the batch that another pass already took is a no-op, by the manifest.
+    """
     with ingest_lock(settings.data_dir):
-        return IngestPass(settings, lake, warehouse, run_id=run_id, log=log).run()
+        return IngestPass(settings, lake, warehouse, run_id=run_id, log=log, only=only).run()
