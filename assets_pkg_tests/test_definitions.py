@@ -29,7 +29,7 @@ def test_definitions_load(settings):
 
 def test_every_asset_follows_the_layer_conventions(settings):
     specs = _assets(build_definitions())
-    assert len(specs) == 6 + 1 + 6 + 6 + 4
+    assert len(specs) == 6 + 1 + 6 + 6 + 4 + 2  # lake, rejects, staging, warehouse, marts, speed
     for key, spec in specs.items():
         layer = key.path[0]
         assert layer in LAYERS, key

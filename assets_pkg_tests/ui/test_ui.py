@@ -1,0 +1,188 @@
+"""The Dagster UI, used the way a person uses it, in a real browser against ``dagster dev``.
+
+One journey, in order (each step needs the one before):
+1. the asset graph shows every layer (group) and every asset of the definitions;
+2. one daily partition of a mart is materialized from its asset page (partition dialog,
+   Launch), the run succeeds, and the asset page shows its checks' results;
+3. a three-day backfill of the marts group is launched from the UI and completes;
+4. the mart's asset page shows the checks, column schema and per-partition row counts;
+5. the asset graph again, every layer materialized.
+
+A run or backfill launched from the UI that fails makes the test fail at once, naming the
+run and its step errors; every wait is bounded. Screenshots are kept under a pytest temp
+dir (printed at the start); with ``ASSETS_PKG_UPDATE_SCREENSHOTS=1`` the README's
+``docs/screenshots/*.png`` are refreshed too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+
+import dagster as dg
+import pytest
+
+from assets_pkg.definitions import build_definitions
+from assets_pkg_tests.ui.conftest import END, START, DagsterUI
+
+MART = "marts/daily_sales_by_category"
+MART_CHECKS = ("daily_sales_by_category__unique_key", "daily_sales_by_category__not_null_key")
+ONE_DAY = (dt.date.fromisoformat(START) + dt.timedelta(days=1)).isoformat()
+LAYERS = ("lake", "staging", "warehouse", "marts", "quarantine")
+CODE_LOCATION = "assets_pkg.definitions"
+RUN_TIMEOUT_S = 90
+BACKFILL_TIMEOUT_S = 120
+
+
+def _failure_report(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
+    lines = []
+    failures = instance.all_logs(
+        run.run_id,
+        of_type={dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE},
+    )
+    for record in failures:
+        event = record.dagster_event
+        error = getattr(event.event_specific_data, "error", None)
+        text = error.message.strip() if error is not None else (event.message or "")
+        if any(text in line for line in lines):
+            continue  # the run's failure repeats its step's
+        lines.append(f"  {event.step_key or 'run'}: {text}")
+    return "\n".join(lines) or "  (no failure events recorded)"
+
+
+def _fail_if_failed(ui: DagsterUI, run: dg.DagsterRun, what: str) -> None:
+    if run.status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
+        pytest.fail(
+            f"{what}: run {run.run_id} ended {run.status.value}:\n"
+            + _failure_report(ui.instance, run),
+            pytrace=False,
+        )
+
+
+def wait_for_run(ui: DagsterUI, run_id_prefix: str, what: str) -> dg.DagsterRun:
+    """The run the UI reported launching, once finished; fails at once if it failed."""
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    run = None
+    while time.monotonic() < deadline:
+        ui.assert_alive()
+        runs = [r for r in ui.instance.get_runs(limit=50) if r.run_id.startswith(run_id_prefix)]
+        if runs:
+            run = runs[0]
+            _fail_if_failed(ui, run, what)
+            if run.status == dg.DagsterRunStatus.SUCCESS:
+                return run
+        time.sleep(1)
+    status = run.status.value if run else "never seen in the instance"
+    pytest.fail(f"{what}: run {run_id_prefix} not done in {RUN_TIMEOUT_S}s ({status})")
+
+
+def wait_for_backfill(ui: DagsterUI, backfill_id: str) -> None:
+    """The backfill completes successfully; the first failed run of it fails the test."""
+    deadline = time.monotonic() + BACKFILL_TIMEOUT_S
+    status = "never seen in the instance"
+    while time.monotonic() < deadline:
+        ui.assert_alive()
+        for run in ui.instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id})):
+            _fail_if_failed(ui, run, f"backfill {backfill_id} launched from the UI")
+        backfill = ui.instance.get_backfill(backfill_id)
+        if backfill is not None:
+            status = backfill.status.value
+            if status in ("COMPLETED_SUCCESS", "COMPLETED"):
+                return
+            if status in ("FAILED", "COMPLETED_FAILED", "CANCELED"):
+                error = backfill.error.message if backfill.error else ""
+                pytest.fail(f"backfill {backfill_id} ended {status} {error}", pytrace=False)
+        time.sleep(1)
+    pytest.fail(f"backfill {backfill_id} not done in {BACKFILL_TIMEOUT_S}s ({status})")
+
+
+def launch_from_dialog(page, partitions: str, button: str, toast: str) -> str:
+    """Fill the open partition dialog, press its launch button, return the id in the toast."""
+    dialog = page.get_by_role("dialog")
+    # the partition field is the dialog's first text box (its placeholder varies)
+    field = dialog.get_by_role("textbox").first
+    field.fill(partitions)
+    field.press("Enter")
+    launch = dialog.get_by_role("button", name=button, exact=True)
+    launch.wait_for()
+    assert launch.is_enabled(), f"{button!r} is disabled for partitions {partitions}"
+    launch.click()
+    message = page.get_by_text(re.compile(rf"{toast} \w+")).first
+    message.wait_for()
+    return re.search(rf"{toast} (\w+)", message.inner_text()).group(1)
+
+
+def expand_sidebar_groups(page) -> None:
+    """Open every group of the graph's sidebar tree, so it lists each asset."""
+    for layer in LAYERS:
+        group = page.locator(f'button:has([aria-label=asset_group]):has([title="{layer}"])')
+        row = page.locator("div", has=group.first).filter(
+            has=page.locator("button:has([aria-label=arrow_drop_down])")
+        )
+        row.last.locator("button:has([aria-label=arrow_drop_down])").first.click()
+
+
+def test_materialize_and_backfill_from_the_ui(dagster_ui: DagsterUI, page, shots):
+    definitions = build_definitions()
+    specs = list(definitions.resolve_all_asset_specs())
+
+    # 1. the asset graph: a node per layer, and every asset under its group in the sidebar
+    page.set_viewport_size({"width": 1440, "height": 1100})  # the whole sidebar tree fits
+    page.goto("/asset-groups")
+    for layer in LAYERS:
+        page.locator(f'foreignObject [data-tooltip="{layer}"]').first.wait_for()
+    expand_sidebar_groups(page)
+    for spec in specs:
+        page.locator(f'[title="{spec.key.path[-1]}"]').first.wait_for()
+    shots.take(page, "asset-graph-before")
+
+    # 2. one partition of a mart, from its asset page
+    page.goto(f"/assets/{MART}")
+    page.get_by_role("button", name=re.compile(r"Materialize…$")).click()
+    run_prefix = launch_from_dialog(page, ONE_DAY, "Launch 1 run", "Launched run")
+    shots.take(page, "mart-run-launched")
+    run = wait_for_run(dagster_ui, run_prefix, f"materializing {MART} {ONE_DAY} from the UI")
+    assert run.tags.get("dagster/partition") == ONE_DAY, run.tags
+    page.goto(f"/assets/{MART}?view=checks")
+    for check in MART_CHECKS:
+        row = page.locator("span", has=page.locator(f'[title="{check}"]')).first
+        row.wait_for()
+        assert "Succeeded" in row.inner_text(), f"{check}: {row.inner_text()}"
+    shots.take(page, "mart-checks")
+
+    # 3. a backfill of the marts group over the three days, from the group's page
+    page.goto(f"/locations/{CODE_LOCATION}/asset-groups/marts")
+    page.get_by_role("button", name=re.compile(r"Materialize all( \(\d+\))?…$")).click()
+    backfill_id = launch_from_dialog(
+        page, f"[{START}...{END}]", "Launch backfill", "Created backfill"
+    )
+    wait_for_backfill(dagster_ui, backfill_id)
+    page.set_viewport_size({"width": 1440, "height": 560})
+    page.goto(f"/runs/b/{backfill_id}")
+    page.get_by_text("Succeeded", exact=True).first.wait_for()
+    graph = definitions.resolve_asset_graph()
+    for spec in specs:
+        if spec.group_name == "marts" and graph.get(spec.key).is_materializable:
+            page.get_by_text(" / ".join(spec.key.path), exact=True).first.wait_for()
+    page.get_by_text("100% completed").first.wait_for()
+    shots.take(page, "backfill", readme=True)
+
+    # 4. the mart's page: latest materialization, checks, columns and plots
+    page.set_viewport_size({"width": 1440, "height": 1500})
+    page.goto(f"/assets/{MART}")
+    page.get_by_text("Latest check results").wait_for()
+    page.get_by_role("button", name="Plots").click()
+    # row counts per partition: true per day although the backfill was one ranged run
+    page.get_by_text("dagster/row_count").first.wait_for()
+    shots.take(page, "mart-asset-page", readme=True)
+
+    # 5. the asset graph again, every layer materialized
+    page.set_viewport_size({"width": 1440, "height": 1100})
+    page.goto("/asset-groups")
+    for layer in LAYERS:
+        page.locator(f'foreignObject [data-tooltip="{layer}"]').first.wait_for()
+    expand_sidebar_groups(page)
+    page.locator("button:has([aria-label=zoom_in])").click()
+    page.wait_for_timeout(2000)  # let the zoom and the status badges settle
+    shots.take(page, "asset-graph", readme=True)
