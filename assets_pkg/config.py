@@ -16,6 +16,7 @@ DEFAULT_LATE_DATA_CRON = "0 5 * * *"
 DEFAULT_LATE_DATA_DAYS = 7
 DEFAULT_SENSOR_INTERVAL_S = 15
 DEFAULT_SENSOR_BATCH_FILES = 200
+DEFAULT_REALTIME_DAYS = 2
 
 
 class ConfigError(ValueError):
@@ -90,6 +91,8 @@ class Settings:
     sensor_interval_s: int = DEFAULT_SENSOR_INTERVAL_S
     sensor_batch_files: int = DEFAULT_SENSOR_BATCH_FILES
     watched_sources: tuple[str, ...] | None = None  # None: every source
+    #: the speed layer keeps the last N days up to the last partition (today by default)
+    realtime_days: int = DEFAULT_REALTIME_DAYS
     #: URL that every alert is also POSTed to (``ASSETS_PKG_ALERT_WEBHOOK``), if any
     alert_webhook: str | None = None
 
@@ -108,6 +111,11 @@ class Settings:
     @property
     def manifest_path(self) -> Path:
         return self.data_dir / "manifest.sqlite"
+
+    @property
+    def realtime_path(self) -> Path:
+        """The speed layer's own DuckDB file: never locked by a long warehouse step."""
+        return self.warehouse_path.with_name("realtime.duckdb")
 
     @property
     def default_dagster_home(self) -> Path:
@@ -176,4 +184,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             "ASSETS_PKG_SENSOR_BATCH_FILES",
         ),
         watched_sources=parse_sources(env.get("ASSETS_PKG_SENSOR_SOURCES")),
+        realtime_days=parse_positive_int(
+            env.get("ASSETS_PKG_REALTIME_DAYS"), DEFAULT_REALTIME_DAYS, "ASSETS_PKG_REALTIME_DAYS"
+        ),
     )

@@ -15,6 +15,7 @@ from assets_pkg.config import load_settings
 from assets_pkg.jobs import build_jobs
 from assets_pkg.lake.assets import build_lake_specs, ingest_job
 from assets_pkg.marts.assets import build_mart_assets
+from assets_pkg.marts.realtime import build_realtime_specs
 from assets_pkg.partitions import daily_partitions
 from assets_pkg.resources import build_resources
 from assets_pkg.schedules import build_schedules
@@ -43,6 +44,7 @@ def _build_definitions() -> dg.Definitions:
         *build_staging_assets(partitions),
         *build_warehouse_assets(partitions),
         *build_mart_assets(partitions),
+        *build_realtime_specs(),
     ]
     return dg.Definitions(
         assets=dg.with_source_code_references(assets),

@@ -8,9 +8,8 @@ else (a bad contract, a bad setting, a corrupt file, a bug) fails the step at on
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import dagster as dg
 import duckdb
@@ -29,9 +28,6 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     duckdb.IOException,
 )
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
 
 def is_transient(exc: BaseException) -> bool:
     # polars raises OSError for a file it cannot reach and ComputeError for one it cannot
@@ -39,21 +35,21 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, TRANSIENT_ERRORS)
 
 
-def permanent_unless_transient(fn: Callable[P, R]) -> Callable[P, R]:
-    """Let transient errors reach the retry policy; turn the rest into a final failure."""
+@contextmanager
+def storage_errors() -> Iterator[None]:
+    """Let transient errors reach the retry policy; turn the rest into a final failure.
 
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except dg.Failure:
+    A context manager, not a decorator, so the asset function stays the one Dagster links
+    to as its source.
+    """
+    try:
+        yield
+    except dg.Failure:
+        raise
+    except Exception as exc:
+        if is_transient(exc):
             raise
-        except Exception as exc:
-            if is_transient(exc):
-                raise
-            raise dg.Failure(
-                description=f"{type(exc).__name__}: {exc} (a permanent error: not retried)",
-                allow_retries=False,
-            ) from exc
-
-    return wrapper
+        raise dg.Failure(
+            description=f"{type(exc).__name__}: {exc} (a permanent error: not retried)",
+            allow_retries=False,
+        ) from exc

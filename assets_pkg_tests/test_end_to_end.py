@@ -20,6 +20,7 @@ import duckdb
 import pytest
 
 from assets_pkg.cli.main import do_backfill, do_ingest
+from assets_pkg.instance import PID_TAG
 from assets_pkg.sample.generator import generate
 from assets_pkg_tests.conftest import (
     END,
@@ -152,7 +153,8 @@ def test_killed_backfill_rerun_ends_in_clean_state(pipeline, tmp_path):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DAGSTER_HOME", os.environ["DAGSTER_HOME"])
         env = _cli_env(settings)
-        for delay in (2.0, 3.0, 4.5):
+        instance = dg.DagsterInstance.get()
+        for delay in (0.0, 0.7, 1.5):
             proc = subprocess.Popen(
                 [
                     sys.executable,
@@ -170,6 +172,16 @@ def test_killed_backfill_rerun_ends_in_clean_state(pipeline, tmp_path):
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
+            # kill once its run has started (then a little later each time), so every
+            # kill lands mid-run however slow the interpreter is to start
+            deadline = time.monotonic() + 120
+            while not instance.get_run_records(
+                filters=dg.RunsFilter(
+                    statuses=[dg.DagsterRunStatus.STARTED], tags={PID_TAG: str(proc.pid)}
+                )
+            ):
+                assert proc.poll() is None and time.monotonic() < deadline, "run never started"
+                time.sleep(0.02)
             time.sleep(delay)
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()

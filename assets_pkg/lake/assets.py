@@ -10,10 +10,11 @@ from pydantic import Field
 
 from assets_pkg.checks import OWNERS
 from assets_pkg.contracts import INGEST_ORDER, SOURCES, column_schema
-from assets_pkg.lake.ingest import REJECTS_DDL, IngestReport, run_ingest
-from assets_pkg.metadata import ddl_table_schema
+from assets_pkg.lake.ingest import REJECTS_DDL, IngestReport, publish_rejects, run_ingest
+from assets_pkg.marts.realtime import refresh_realtime
+from assets_pkg.metadata import ddl_table_schema, written_by
 from assets_pkg.resources import LakeResource, PlatformResource, WarehouseResource
-from assets_pkg.retries import STORAGE_RETRY, permanent_unless_transient
+from assets_pkg.retries import STORAGE_RETRY, storage_errors
 from assets_pkg.staging.assets import lake_key
 from assets_pkg.warehouse.tables import WAREHOUSE_POOL
 
@@ -39,7 +40,10 @@ def build_lake_specs(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetSp
             partitions_def=partitions_def if SOURCES[source].partitioned else None,
             kinds={"parquet", "polars"},
             owners=OWNERS,
-            metadata={"dagster/column_schema": column_schema(SOURCES[source])},
+            metadata={
+                "dagster/column_schema": column_schema(SOURCES[source]),
+                "dagster/code_references": written_by(run_ingest),
+            },
         )
         for source in INGEST_ORDER
     ]
@@ -53,14 +57,15 @@ def build_lake_specs(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetSp
             metadata={
                 "dagster/column_schema": ddl_table_schema(
                     REJECTS_DDL, "quarantine.rejects", REJECTS_COLUMNS
-                )
+                ),
+                "dagster/code_references": written_by(publish_rejects),
             },
         )
     )
     return specs
 
 
-def materializations(report: IngestReport, in_range) -> list[dg.AssetMaterialization]:
+def lake_materializations(report: IngestReport, in_range) -> list[dg.AssetMaterialization]:
     events: list[dg.AssetMaterialization] = []
     for source, r in report.sources.items():
         base = {"ingest_id": report.ingest_id}
@@ -80,16 +85,6 @@ def materializations(report: IngestReport, in_range) -> list[dg.AssetMaterializa
                     metadata=base | {"dagster/row_count": r.rows_loaded},
                 )
             )
-    events.append(
-        dg.AssetMaterialization(
-            asset_key=REJECTS_KEY,
-            metadata={
-                "ingest_id": report.ingest_id,
-                "rows_rejected": report.rejects,
-                "files_quarantined": sum(len(r.files_quarantined) for r in report.sources.values()),
-            },
-        )
-    )
     return events
 
 
@@ -105,32 +100,61 @@ class IngestConfig(dg.Config):
 @dg.op(
     description="One pass over the landing zone: parse, validate, write the lake, archive.",
     retry_policy=STORAGE_RETRY,
-    pool=WAREHOUSE_POOL,  # it writes quarantine.rejects
+    out=dg.Out(list, description="ISO days whose lake partitions this pass wrote"),
 )
-@permanent_unless_transient
 def ingest_landing(
     context: dg.OpExecutionContext,
     config: IngestConfig,
     platform: PlatformResource,
     lake: LakeResource,
-    warehouse: WarehouseResource,
+) -> list[str]:
+    with storage_errors():
+        # no warehouse here: rejects are staged beside the lake and published by the next
+        # op, so ingest never waits behind a long warehouse step
+        settings = platform.settings()
+        report = run_ingest(
+            settings,
+            lake,
+            run_id=context.run_id,
+            log=context.log.warning,
+            only=config.files or None,
+        )
+        for event in lake_materializations(report, settings.in_range):
+            context.log_event(event)
+        for source, r in report.sources.items():
+            context.log.info(
+                f"{source}: {len(r.files_loaded)} file(s) loaded, {r.rows_loaded} rows, "
+                f"{r.rows_rejected} rejected, {len(r.files_quarantined)} file(s) quarantined, "
+                f"{len(r.files_unchanged)} unchanged re-landing(s)"
+            )
+        return sorted(d.isoformat() for d in report.touched_dates() if settings.in_range(d))
+
+
+@dg.op(
+    description="Loads staged rejects into quarantine.rejects, in one transaction.",
+    retry_policy=STORAGE_RETRY,
+    pool=WAREHOUSE_POOL,
+    ins={"after": dg.In(dg.Nothing)},
+)
+def publish_quarantine(
+    context: dg.OpExecutionContext, lake: LakeResource, warehouse: WarehouseResource
 ) -> None:
-    settings = platform.settings()
-    report = run_ingest(
-        settings,
-        lake,
-        warehouse,
-        run_id=context.run_id,
-        log=context.log.warning,
-        only=config.files or None,
-    )
-    for event in materializations(report, settings.in_range):
-        context.log_event(event)
-    for source, r in report.sources.items():
-        context.log.info(
-            f"{source}: {len(r.files_loaded)} file(s) loaded, {r.rows_loaded} rows, "
-            f"{r.rows_rejected} rejected, {len(r.files_quarantined)} file(s) quarantined, "
-            f"{len(r.files_unchanged)} unchanged re-landing(s)"
+    with storage_errors():
+        sets = publish_rejects(lake, warehouse)
+        with warehouse.get_connection(read_only=True) as conn:
+            rows, open_orphans = conn.execute(
+                "SELECT count(*), count(*) FILTER (WHERE reason = 'orphan_order_item' "
+                "AND resolved_at IS NULL) FROM quarantine.rejects"
+            ).fetchone()
+        context.log_event(
+            dg.AssetMaterialization(
+                asset_key=REJECTS_KEY,
+                metadata={
+                    "reject_sets_published": sets,
+                    "dagster/row_count": rows,
+                    "unresolved_orphan_items": open_orphans,
+                },
+            )
         )
 
 
@@ -141,4 +165,6 @@ def ingest_landing(
     tags={"layer": "lake"},
 )
 def ingest_job() -> None:
-    ingest_landing()
+    # the speed layer first: publishing rejects may wait for the warehouse pool
+    days = ingest_landing()
+    publish_quarantine(after=refresh_realtime(days))

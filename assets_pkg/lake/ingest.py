@@ -198,7 +198,6 @@ class IngestPass:
         self,
         settings: Settings,
         lake: LakeResource,
-        warehouse: WarehouseResource,
         run_id: str | None = None,
         log: Callable[[str], None] | None = None,
         only: Collection[str] | None = None,
@@ -207,7 +206,6 @@ class IngestPass:
         #: ``source/name`` of the files this pass may take (a sensor's micro-batch); None: all
         self.only = None if only is None else frozenset(only)
         self.lake = lake
-        self.warehouse = warehouse
         self.run_id = run_id
         self.log = log or (lambda _msg: None)
         self.manifest = Manifest(settings.manifest_path)
@@ -428,7 +426,7 @@ class IngestPass:
                 (p, self.settings.archive_dir / source / p.name) for p in src.to_archive
             )
 
-        self._publish_rejects(ingest_id)
+        self._stage_rejects(ingest_id)
         self._finish_files(ingest_id)
         return IngestReport(ingest_id, self.reports)
 
@@ -541,54 +539,39 @@ class IngestPass:
 
     # ---- publishing
 
-    def _publish_rejects(self, ingest_id: str) -> None:
+    def _stage_rejects(self, ingest_id: str) -> None:
+        """Write this pass's rejects beside the lake; ``publish_rejects`` loads them.
+
+        Staging them as Parquet keeps the pass off the warehouse file, so ingest (and the
+        speed layer after it) never waits behind a long warehouse step. The ``files``
+        part is written last: it is what makes a staged set complete.
+        """
         rejects = pl.concat(self.rejects, how="vertical_relaxed") if self.rejects else None
-        has_resolved = self.resolved is not None and self.resolved.height > 0
-        if (rejects is None or rejects.height == 0) and not has_resolved:
-            with self.warehouse.get_connection() as conn:
-                ensure_schemas(conn)
-                conn.execute(REJECTS_DDL)
-            return
-        table = (
-            rejects.drop("order_ref")
-            .with_columns(ingest_id=pl.lit(ingest_id), rejected_at=pl.lit(self.now))
-            .to_arrow()
-            if rejects is not None
-            else None
+        files = sorted({(r["source"], r["file_name"]) for r in self.manifest_rows})
+        resolved = (
+            self.resolved
+            if self.resolved is not None
+            else pl.DataFrame(schema={"_file_name": pl.String, "_row_number": pl.Int64})
         )
-        files = sorted({(r["source"], r["file_name"]) for r in self.manifest_rows} | set())
-        with self.warehouse.get_connection() as conn:
-            ensure_schemas(conn)
-            conn.execute(REJECTS_DDL)
-            conn.execute("BEGIN TRANSACTION")
-            try:
-                if files:
-                    conn.register(
-                        "_files",
-                        pl.DataFrame(
-                            files, schema=["source", "file_name"], orient="row"
-                        ).to_arrow(),
-                    )
-                    conn.execute(
-                        "DELETE FROM quarantine.rejects r USING _files f "
-                        "WHERE r.source = f.source AND r.file_name = f.file_name"
-                    )
-                if table is not None and table.num_rows:
-                    conn.register("_rejects", table)
-                    conn.execute("INSERT INTO quarantine.rejects BY NAME SELECT * FROM _rejects")
-                if has_resolved:
-                    conn.register("_resolved", self.resolved.to_arrow())
-                    conn.execute(
-                        "UPDATE quarantine.rejects r SET resolved_at = ? FROM _resolved v "
-                        "WHERE r.source = 'order_items' AND r.reason = 'orphan_order_item' "
-                        "AND r.resolved_at IS NULL AND r.file_name = v._file_name "
-                        "AND r.row_number = v._row_number",
-                        [self.now],
-                    )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        if (rejects is None or rejects.height == 0) and not files and resolved.height == 0:
+            return
+        stem = f"{self.now:%Y%m%dT%H%M%S%f}-{ingest_id}"
+        if rejects is not None and rejects.height:
+            table = rejects.drop("order_ref").with_columns(
+                ingest_id=pl.lit(ingest_id), rejected_at=pl.lit(self.now)
+            )
+            self.lake.write(table, *STAGED_REJECTS, f"{stem}.rejects.parquet")
+        if resolved.height:
+            self.lake.write(
+                resolved.with_columns(resolved_at=pl.lit(self.now)),
+                *STAGED_REJECTS,
+                f"{stem}.resolved.parquet",
+            )
+        self.lake.write(
+            pl.DataFrame(files, schema={"source": pl.String, "file_name": pl.String}, orient="row"),
+            *STAGED_REJECTS,
+            f"{stem}.files.parquet",
+        )
 
     def _finish_files(self, ingest_id: str) -> None:
         for row in self.manifest_rows:
@@ -618,7 +601,6 @@ class IngestPass:
 def run_ingest(
     settings: Settings,
     lake: LakeResource,
-    warehouse: WarehouseResource,
     run_id: str | None = None,
     log: Callable[[str], None] | None = None,
     only: Collection[str] | None = None,
@@ -629,4 +611,60 @@ def run_ingest(
     file of the batch that another pass already took is a no-op, by the manifest.
     """
     with ingest_lock(settings.data_dir):
-        return IngestPass(settings, lake, warehouse, run_id=run_id, log=log, only=only).run()
+        return IngestPass(settings, lake, run_id=run_id, log=log, only=only).run()
+
+
+#: where an ingest pass stages its rejects until ``publish_rejects`` loads them
+STAGED_REJECTS = ("lake", "_rejects")
+
+
+def publish_rejects(lake: LakeResource, warehouse: WarehouseResource) -> int:
+    """Load every staged reject set into ``quarantine.rejects``, in the order staged.
+
+    One transaction for all of them: a set replaces the rejects of its files (so a file
+    ingested again gives the same rows), then marks the orphans it resolved. A crash
+    before the staged sets are removed only means they are applied again, to the same
+    result. Returns the number of sets published.
+    """
+    folder = lake.path(*STAGED_REJECTS)
+    stems = sorted(p.name[: -len(".files.parquet")] for p in folder.glob("*.files.parquet"))
+    with warehouse.get_connection() as conn:
+        ensure_schemas(conn)
+        conn.execute(REJECTS_DDL)
+        if not stems:
+            return 0
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            for stem in stems:
+                files = pl.read_parquet(folder / f"{stem}.files.parquet")
+                if files.height:
+                    conn.register("_files", files.to_arrow())
+                    conn.execute(
+                        "DELETE FROM quarantine.rejects r USING _files f "
+                        "WHERE r.source = f.source AND r.file_name = f.file_name"
+                    )
+                    conn.unregister("_files")
+                rejects = folder / f"{stem}.rejects.parquet"
+                if rejects.exists():
+                    conn.register("_rejects", pl.read_parquet(rejects).to_arrow())
+                    conn.execute("INSERT INTO quarantine.rejects BY NAME SELECT * FROM _rejects")
+                    conn.unregister("_rejects")
+                resolved = folder / f"{stem}.resolved.parquet"
+                if resolved.exists():
+                    conn.register("_resolved", pl.read_parquet(resolved).to_arrow())
+                    conn.execute(
+                        "UPDATE quarantine.rejects r SET resolved_at = v.resolved_at "
+                        "FROM _resolved v "
+                        "WHERE r.source = 'order_items' AND r.reason = 'orphan_order_item' "
+                        "AND r.resolved_at IS NULL AND r.file_name = v._file_name "
+                        "AND r.row_number = v._row_number"
+                    )
+                    conn.unregister("_resolved")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    for stem in stems:
+        for part in ("rejects", "resolved", "files"):
+            (folder / f"{stem}.{part}.parquet").unlink(missing_ok=True)
+    return len(stems)

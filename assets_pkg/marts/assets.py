@@ -32,6 +32,7 @@ DAILY_SALES_BY_CATEGORY = TableSpec(
     select_takes_range=True,
     setup_sql=(sql.EXACT_DIV_MACRO,),
     column_descriptions={"avg_order_value": "total_sales / order_count"},
+    realtime_table="marts.realtime_sales_by_category",
 )
 DAILY_PAYMENTS = TableSpec(
     table="marts.daily_payments",
@@ -55,6 +56,7 @@ DAILY_FUNNEL = TableSpec(
     select_takes_range=True,
     setup_sql=(sql.EXACT_DIV_MACRO,),
     column_descriptions={"conversion_rate": "sessions with a purchase / sessions"},
+    realtime_table="marts.realtime_funnel",
 )
 
 MART_TABLES = [DAILY_SALES, DAILY_SALES_BY_CATEGORY, DAILY_PAYMENTS, DAILY_FUNNEL]

@@ -23,6 +23,7 @@ class PlatformResource(dg.ConfigurableResource):
     alert_webhook: str | None = Field(
         default=None, description="URL alerts are POSTed to (ASSETS_PKG_ALERT_WEBHOOK), if any."
     )
+    realtime_days: int = Field(default=2, description="Days the speed layer keeps.")
 
     def settings(self) -> Settings:
         env = {
@@ -32,6 +33,7 @@ class PlatformResource(dg.ConfigurableResource):
             "ASSETS_PKG_LAKE_URL": self.lake_url,
             "ASSETS_PKG_WAREHOUSE_PATH": self.warehouse_path,
             "ASSETS_PKG_ALERT_WEBHOOK": _reveal(self.alert_webhook),
+            "ASSETS_PKG_REALTIME_DAYS": str(self.realtime_days),
         }
         return load_settings(env)
 
@@ -68,9 +70,12 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
             lake_url=settings.lake_url,
             warehouse_path=str(settings.warehouse_path),
             alert_webhook=_secret(ALERT_WEBHOOK_VAR, settings.alert_webhook),
+            realtime_days=settings.realtime_days,
         ),
         "lake": LakeResource(root=settings.lake_url),
         "warehouse": WarehouseResource(database=str(settings.warehouse_path)),
+        # the speed layer's own file, so its writes never queue behind a warehouse step
+        "realtime": WarehouseResource(database=str(settings.realtime_path), lock_timeout_s=60),
     }
 
 

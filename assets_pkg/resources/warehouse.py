@@ -134,3 +134,13 @@ def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
         [schema, name],
     ).fetchall()
     return bool(row and row[0][0])
+
+
+def delete_range_if_exists(
+    conn: duckdb.DuckDBPyConnection, table: str, date_column: str, start, end
+) -> None:
+    """Delete ``start..end`` from a table that may not exist yet."""
+    check_identifier(table)
+    check_identifier(date_column)
+    if table_exists(conn, table):
+        conn.execute(f"DELETE FROM {table} WHERE {date_column} BETWEEN ? AND ?", [start, end])

@@ -17,7 +17,7 @@ from assets_pkg.lake.ingest import index_schema
 from assets_pkg.metadata import frame_schema, materialization_metadata, record_daily_counts
 from assets_pkg.partitions import chunks, run_days
 from assets_pkg.resources.lake import LakeResource, partition_dir
-from assets_pkg.retries import STORAGE_RETRY, permanent_unless_transient
+from assets_pkg.retries import STORAGE_RETRY, storage_errors
 from assets_pkg.staging import transforms
 
 #: days handled per chunk inside one (possibly year-long) ranged step, to bound memory
@@ -78,33 +78,37 @@ def _fact_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
         metadata={"dagster/column_schema": _schema(contract)},
         automation_condition=follow_upstream(),
     )
-    @permanent_unless_transient
     def _asset(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-        days = run_days(context)
-        index = scan_index(lake, contract)
-        counts: dict[dt.date, int] = {}
-        duplicates = null_keys = 0
-        preview = pl.DataFrame(schema=schema)
-        for chunk in chunks(days, CHUNK_DAYS):
-            rows = lake.scan(f"lake/{source}", chunk, contract.schema())
-            df = transforms.live_versions(contract, rows, index, chunk).collect(engine="streaming")
-            by_day = {d: g for (d,), g in df.partition_by(date_col, as_dict=True).items()}
-            for day in chunk:
-                part = by_day.get(day, pl.DataFrame(schema=schema))
-                lake.write(part, "staging", name, partition_dir(day), "data.parquet")
-                counts[day] = part.height
-            dup, nulls = frame_key_stats(df, list(contract.key))
-            duplicates += dup
-            null_keys += nulls
-            if preview.height == 0:
-                preview = df.head(5)
-        total = sum(counts.values())
-        record_daily_counts(context, counts)
-        context.log.info(f"{name}: {total} rows over {len(days)} day(s)")
-        return dg.MaterializeResult(
-            metadata=materialization_metadata(preview, total, _schema(contract), counts),
-            check_results=key_check_results(key, list(contract.key), duplicates, null_keys, total),
-        )
+        with storage_errors():
+            days = run_days(context)
+            index = scan_index(lake, contract)
+            counts: dict[dt.date, int] = {}
+            duplicates = null_keys = 0
+            preview = pl.DataFrame(schema=schema)
+            for chunk in chunks(days, CHUNK_DAYS):
+                rows = lake.scan(f"lake/{source}", chunk, contract.schema())
+                df = transforms.live_versions(contract, rows, index, chunk).collect(
+                    engine="streaming"
+                )
+                by_day = {d: g for (d,), g in df.partition_by(date_col, as_dict=True).items()}
+                for day in chunk:
+                    part = by_day.get(day, pl.DataFrame(schema=schema))
+                    lake.write(part, "staging", name, partition_dir(day), "data.parquet")
+                    counts[day] = part.height
+                dup, nulls = frame_key_stats(df, list(contract.key))
+                duplicates += dup
+                null_keys += nulls
+                if preview.height == 0:
+                    preview = df.head(5)
+            total = sum(counts.values())
+            record_daily_counts(context, counts)
+            context.log.info(f"{name}: {total} rows over {len(days)} day(s)")
+            return dg.MaterializeResult(
+                metadata=materialization_metadata(preview, total, _schema(contract), counts),
+                check_results=key_check_results(
+                    key, list(contract.key), duplicates, null_keys, total
+                ),
+            )
 
     return _asset
 
@@ -127,19 +131,19 @@ def _dimension_asset(source: str) -> dg.AssetsDefinition:
         metadata={"dagster/column_schema": _schema(contract)},
         automation_condition=follow_upstream(),
     )
-    @permanent_unless_transient
     def _asset(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-        rows = lake.scan(f"lake/{source}", None, contract.schema())
-        df = transforms.latest_snapshots(contract, rows).collect(engine="streaming")
-        lake.write(df, "staging", name, "data.parquet")
-        duplicates, null_keys = frame_key_stats(df, list(contract.key))
-        context.log.info(f"{name}: {df.height} snapshots")
-        return dg.MaterializeResult(
-            metadata=materialization_metadata(df, df.height, _schema(contract)),
-            check_results=key_check_results(
-                key, list(contract.key), duplicates, null_keys, df.height
-            ),
-        )
+        with storage_errors():
+            rows = lake.scan(f"lake/{source}", None, contract.schema())
+            df = transforms.latest_snapshots(contract, rows).collect(engine="streaming")
+            lake.write(df, "staging", name, "data.parquet")
+            duplicates, null_keys = frame_key_stats(df, list(contract.key))
+            context.log.info(f"{name}: {df.height} snapshots")
+            return dg.MaterializeResult(
+                metadata=materialization_metadata(df, df.height, _schema(contract)),
+                check_results=key_check_results(
+                    key, list(contract.key), duplicates, null_keys, df.height
+                ),
+            )
 
     return _asset
 

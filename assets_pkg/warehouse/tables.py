@@ -13,16 +13,22 @@ import duckdb
 
 from assets_pkg.automation import follow_upstream
 from assets_pkg.checks import OWNERS, key_check_results, key_check_specs
-from assets_pkg.metadata import materialization_metadata, record_daily_counts
+from assets_pkg.metadata import (
+    ddl_table_schema,
+    duckdb_table_schema,
+    materialization_metadata,
+    record_daily_counts,
+)
 from assets_pkg.partitions import chunks, run_days
 from assets_pkg.resources.lake import LakeResource
 from assets_pkg.resources.warehouse import (
     WarehouseResource,
     check_identifier,
+    delete_range_if_exists,
     ensure_schemas,
     replace_slice,
 )
-from assets_pkg.retries import STORAGE_RETRY, permanent_unless_transient
+from assets_pkg.retries import STORAGE_RETRY, storage_errors
 from assets_pkg.staging.transforms import staging_schema
 
 WAREHOUSE_POOL = "warehouse"
@@ -54,6 +60,8 @@ class TableSpec:
     #: for a dimension: SQL giving the first day whose facts its rebuild made stale,
     #: comparing the table with its previous state in ``_before``
     changed_from_sql: str | None = None
+    #: a mart's speed-layer table (in realtime.duckdb), whose days this mart replaces
+    realtime_table: str | None = None
 
     @property
     def not_null_columns(self) -> list[str]:
@@ -88,23 +96,13 @@ def register_staged(
 
 
 def table_column_schema(conn: duckdb.DuckDBPyConnection, spec: TableSpec) -> dg.TableSchema:
-    schema, name = spec.table.split(".")
-    rows = conn.execute(
-        "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
-        "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-        [schema, name],
-    ).fetchall()
-    return dg.TableSchema(
-        columns=[
-            dg.TableColumn(
-                name=col,
-                type=dtype,
-                description=spec.column_descriptions.get(col),
-                constraints=dg.TableColumnConstraints(nullable=nullable == "YES"),
-            )
-            for col, dtype, nullable in rows
-        ]
-    )
+    """The table's columns as the warehouse has them (what a materialization reports)."""
+    return duckdb_table_schema(conn, spec.table, spec.column_descriptions)
+
+
+def declared_column_schema(spec: TableSpec) -> dg.TableSchema:
+    """The table's columns as its DDL defines them (the asset's definition metadata)."""
+    return ddl_table_schema(spec.ddl, spec.table, spec.column_descriptions)
 
 
 def _stats(
@@ -143,6 +141,7 @@ def build_table_asset(
         kinds={"duckdb"},
         owners=OWNERS,
         description=spec.description,
+        metadata={"dagster/column_schema": declared_column_schema(spec)},
         check_specs=key_check_specs(key, spec.key, spec.not_null_columns),
         retry_policy=STORAGE_RETRY,
         pool=WAREHOUSE_POOL,
@@ -150,64 +149,73 @@ def build_table_asset(
             [d for d in spec.deps if d in dimensions] if dated else None
         ),
     )
-    @permanent_unless_transient
     def _asset(
-        context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource
+        context: dg.AssetExecutionContext,
+        lake: LakeResource,
+        warehouse: WarehouseResource,
+        realtime: WarehouseResource,
     ) -> dg.MaterializeResult:
-        days = run_days(context) if dated else None
-        with warehouse.get_connection() as conn:
-            ensure_schemas(conn)
-            for statement in spec.setup_sql:
-                conn.execute(statement)
-            changed_from = None
-            if days is None:
-                register_staged(conn, lake, spec.staged, None)
-                if spec.changed_from_sql:
-                    conn.execute(spec.ddl)
-                    conn.execute(f"CREATE OR REPLACE TEMP TABLE _before AS FROM {spec.table}")
-                replace_slice(conn, spec.table, ddl=spec.ddl, select_sql=spec.select_sql)
-                if spec.changed_from_sql:
-                    changed_from = conn.execute(spec.changed_from_sql).fetchone()[0]
-                where, params = "TRUE", []
-                per_day = None
-            else:
-                for chunk in chunks(days, CHUNK_DAYS):
-                    bounds = [chunk[0], chunk[-1]]
-                    register_staged(conn, lake, spec.staged, chunk)
-                    replace_slice(
-                        conn,
-                        spec.table,
-                        ddl=spec.ddl,
-                        select_sql=spec.select_sql,
-                        select_params=bounds if spec.select_takes_range else [],
-                        where=f"{spec.date_column} BETWEEN ? AND ?",
-                        where_params=bounds,
+        with storage_errors():
+            days = run_days(context) if dated else None
+            with warehouse.get_connection() as conn:
+                ensure_schemas(conn)
+                for statement in spec.setup_sql:
+                    conn.execute(statement)
+                changed_from = None
+                if days is None:
+                    register_staged(conn, lake, spec.staged, None)
+                    if spec.changed_from_sql:
+                        conn.execute(spec.ddl)
+                        conn.execute(f"CREATE OR REPLACE TEMP TABLE _before AS FROM {spec.table}")
+                    replace_slice(conn, spec.table, ddl=spec.ddl, select_sql=spec.select_sql)
+                    if spec.changed_from_sql:
+                        changed_from = conn.execute(spec.changed_from_sql).fetchone()[0]
+                    where, params = "TRUE", []
+                    per_day = None
+                else:
+                    for chunk in chunks(days, CHUNK_DAYS):
+                        bounds = [chunk[0], chunk[-1]]
+                        register_staged(conn, lake, spec.staged, chunk)
+                        replace_slice(
+                            conn,
+                            spec.table,
+                            ddl=spec.ddl,
+                            select_sql=spec.select_sql,
+                            select_params=bounds if spec.select_takes_range else [],
+                            where=f"{spec.date_column} BETWEEN ? AND ?",
+                            where_params=bounds,
+                        )
+                    where, params = f"{spec.date_column} BETWEEN ? AND ?", [days[0], days[-1]]
+                    counts = dict(
+                        conn.execute(
+                            f"SELECT {spec.date_column}, count(*) FROM {spec.table} "
+                            f"WHERE {where} GROUP BY 1",
+                            params,
+                        ).fetchall()
                     )
-                where, params = f"{spec.date_column} BETWEEN ? AND ?", [days[0], days[-1]]
-                counts = dict(
-                    conn.execute(
-                        f"SELECT {spec.date_column}, count(*) FROM {spec.table} "
-                        f"WHERE {where} GROUP BY 1",
-                        params,
-                    ).fetchall()
-                )
-                per_day = {d: counts.get(d, 0) for d in days}
-            total, duplicates, nulls = _stats(conn, spec, where, params)
-            preview = conn.sql(
-                f"SELECT * FROM {spec.table} WHERE {where} LIMIT 5", params=params
-            ).pl()
-            column_schema = table_column_schema(conn, spec)
-        if per_day is not None:
-            record_daily_counts(context, per_day)
-        context.log.info(f"{spec.table}: {total} rows written")
-        extra: dict = {"table": spec.table}
-        if spec.changed_from_sql:
-            # read by dimension_change_sensor: facts from this day on may be stale
-            extra[CHANGED_FROM] = changed_from.isoformat() if changed_from else ""
-        return dg.MaterializeResult(
-            metadata=materialization_metadata(preview, total, column_schema, per_day) | extra,
-            check_results=key_check_results(key, spec.key, duplicates, nulls, total),
-        )
+                    per_day = {d: counts.get(d, 0) for d in days}
+                total, duplicates, nulls = _stats(conn, spec, where, params)
+                preview = conn.sql(
+                    f"SELECT * FROM {spec.table} WHERE {where} LIMIT 5", params=params
+                ).pl()
+                column_schema = table_column_schema(conn, spec)
+            if per_day is not None:
+                record_daily_counts(context, per_day)
+            if spec.realtime_table and days:
+                # lambda reconciliation: the batch layer now has these days
+                with realtime.get_connection() as conn:
+                    delete_range_if_exists(
+                        conn, spec.realtime_table, spec.date_column, days[0], days[-1]
+                    )
+            context.log.info(f"{spec.table}: {total} rows written")
+            extra: dict = {"table": spec.table}
+            if spec.changed_from_sql:
+                # read by dimension_change_sensor: facts from this day on may be stale
+                extra[CHANGED_FROM] = changed_from.isoformat() if changed_from else ""
+            return dg.MaterializeResult(
+                metadata=materialization_metadata(preview, total, column_schema, per_day) | extra,
+                check_results=key_check_results(key, spec.key, duplicates, nulls, total),
+            )
 
     return _asset
 
