@@ -20,6 +20,7 @@ import polars as pl
 from assets_pkg.checks import OWNERS
 from assets_pkg.config import Settings
 from assets_pkg.contracts import SOURCES
+from assets_pkg.lake.ingest import ingest_lock
 from assets_pkg.marts.assets import DAILY_FUNNEL, DAILY_SALES_BY_CATEGORY
 from assets_pkg.metadata import ddl_table_schema, written_by
 from assets_pkg.resources import PlatformResource
@@ -169,8 +170,11 @@ def refresh_realtime(
         if not chosen:
             context.log.info("no day in the speed layer's window was touched")
             return
-        rows = {day: compute_day(lake, day) for day in chosen}
-        publish_days(realtime, rows, dt.datetime.now(dt.UTC).replace(tzinfo=None))
+        # under the ingest lock: the lake is not half-written while read, and refreshes
+        # publish in the order they read it (a slow one never overwrites a newer one)
+        with ingest_lock(settings.data_dir):
+            rows = {day: compute_day(lake, day) for day in chosen}
+            publish_days(realtime, rows, dt.datetime.now(dt.UTC).replace(tzinfo=None))
     for table in REALTIME:
         counts = {day: tables[table].height for day, tables in rows.items()}
         context.log_event(
