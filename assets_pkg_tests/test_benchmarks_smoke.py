@@ -1,0 +1,158 @@
+"""The benchmark harness end to end at its smallest size, in a temp dir: no timing asserted.
+
+- ``python -m benchmarks`` lists the backfill benchmark;
+- a 3-day, 1-run backfill benchmark runs, compares the per-partition and in-process
+  warehouses with the single run's before reporting, and returns every expected field;
+- the README block regenerates around hand-written text, and only where it is told to:
+  the smoke test and ``--smoke`` leave ``benchmarks/README.md`` alone;
+- the ingest-latency benchmark drops a few files into the real daemon on a temp platform
+  and reports latency figures and runs, every event counted once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from benchmarks import backfill_runs, common, discover, ingest_latency
+from benchmarks.__main__ import build_parser
+
+
+def test_cli_lists_the_benchmark():
+    assert "backfill_runs" in discover()
+    assert "backfill_runs" in build_parser().format_help()
+
+
+def test_smoke_flag_does_not_touch_the_readme():
+    args = build_parser().parse_args(["backfill_runs", "--smoke"])
+    options = backfill_runs.options_from(args)
+    assert (options.days, options.runs) == (20, 3)
+    assert args.readme is None and args.smoke  # main() then skips the README
+
+
+def test_sample_days_spread_over_the_range():
+    days = [dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(365)]
+    picked = backfill_runs.sample_days(days, 30)
+    assert len(set(picked)) == 30 and picked[0] == days[0] and picked[-1] == days[-1]
+    assert backfill_runs.sample_days(days[:3], 30) == days[:3]
+
+
+@pytest.fixture(scope="module")
+def smoke_result(tmp_path_factory):
+    readme_before = common.README.read_bytes() if common.README.exists() else None
+    options = backfill_runs.Options(
+        days=3, runs=1, scale=0.02, workdir=tmp_path_factory.mktemp("bench")
+    )
+    result = backfill_runs.run(options)
+    after = common.README.read_bytes() if common.README.exists() else None
+    assert after == readme_before, "run() must never write benchmarks/README.md"
+    return result
+
+
+def test_correctness_was_checked(smoke_result):
+    correctness = smoke_result["correctness"]
+    assert correctness["checked"] and correctness["equal"]
+    assert correctness["variants"] == ["per_partition", "in_process"]
+    assert correctness["days"] == 1
+    assert set(correctness["tables"]) == {
+        *backfill_runs.DATED_TABLES,
+        *backfill_runs.FULL_TABLES,
+    }
+    assert correctness["tables"]["marts.daily_sales"] == 1  # one row per sampled day
+    assert correctness["rows_compared"] > 0
+
+
+def test_result_has_the_expected_fields(smoke_result):
+    r = smoke_result
+    assert r["config"]["days"] == 3 and r["config"]["runs"] == 1
+    assert r["config"]["sampled_days"] == ["2024-01-02"]
+    for key in ("wall_s", "peak_rss_bytes", "rows_per_s"):
+        assert r["single_run"][key] > 0
+    per = r["per_partition"]
+    assert len(per["runs"]) == 1 and per["extrapolated"]
+    for key in ("wall_s_mean", "wall_s_for_all_days", "peak_rss_bytes", "ratio_to_single"):
+        assert per[key] > 0
+    assert r["in_process"]["runs_measured"] == 1
+    assert r["in_process"]["wall_s_for_all_days"] > 0
+    assert set(r["per_run_breakdown"]) == {
+        "process_start_and_code_load_s",
+        "run_orchestration_and_fixed_work_s",
+        "data_work_s",
+    }
+    # where the time went, from the event logs: one planned event per asset and partition
+    single = r["single_run"]
+    assert single["events"]["planned"] == 3 * len(single["steps"])
+    assert per["events_mean"]["planned"] == len(single["steps"])
+    assert single["events"]["run_s"] > 0 and per["events_mean"]["before_start_s"] > 0
+    assert r["data"]["fact_rows"] >= r["data"]["fact_rows_sampled_days"] > 0
+    machine = r["machine"]
+    assert machine["cpus"] >= 1 and machine["versions"]["dagster"]
+
+
+def test_readme_block_is_regenerated_between_markers(smoke_result, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# Benchmarks\n\nhand-written intro\n")
+    common.update_readme("backfill_runs", backfill_runs.readme_block(smoke_result), readme)
+    common.update_readme("backfill_runs", backfill_runs.readme_block(smoke_result), readme)
+    text = readme.read_text()
+    assert text.startswith("# Benchmarks\n\nhand-written intro\n")
+    assert text.count("<!-- results:backfill_runs:begin") == 1
+    assert text.count("<!-- results:backfill_runs:end -->") == 1
+    assert "extrapolated" in text and "| single-run backfill, 3 days |" in text
+
+
+# --------------------------------------------------------------------------- ingest_latency
+
+
+def test_ingest_latency_is_listed_and_its_smoke_preset():
+    assert "ingest_latency" in discover()
+    args = build_parser().parse_args(["ingest_latency", "--smoke"])
+    options = ingest_latency.options_from(args)
+    assert options.files_for(options.rates[0]) == 6 and not options.settle
+    assert args.readme is None and args.smoke  # main() then skips the README
+    defaults = ingest_latency.options_from(build_parser().parse_args(["ingest_latency"]))
+    assert defaults.rates == (1.0, 5.0) and defaults.intervals == (15,) and defaults.settle
+    assert [defaults.files_for(r) for r in defaults.rates] == [60, 300]
+
+
+def test_ingest_latency_session_files_are_what_the_funnel_expects():
+    day = dt.date(2024, 3, 10)
+    lines = [line for n in range(7) for line in ingest_latency.session_file(day, n).splitlines()]
+    assert len(lines) == ingest_latency.expected_events(7) == 1 + 2 + 3 + 4 + 5 + 1 + 2
+    assert ingest_latency.expected_funnel(7) == (7, 5, 3, 2, 1)
+    assert ingest_latency.percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5
+
+
+def test_ingest_latency_smoke_counts_every_event_once(tmp_path):
+    """The real daemon on a temp platform, a few files at a fast rate: no time asserted."""
+    readme_before = common.README.read_bytes() if common.README.exists() else None
+    options = ingest_latency.Options(
+        rates=(4.0,), files=5, intervals=(1,), settle=False, workdir=tmp_path
+    )
+    result = ingest_latency.run(options)
+    after = common.README.read_bytes() if common.README.exists() else None
+    assert after == readme_before, "run() must never write benchmarks/README.md"
+
+    (phase,) = result["phases"]
+    assert (phase["rate"], phase["files"], phase["interval_s"]) == (4.0, 5, 1)
+    assert set(phase["latency"]) == {"p50", "p95", "max", "min", "mean"}
+    assert len(phase["latencies"]) == 5 and all(x > 0 for x in phase["latencies"])
+    assert set(phase["breakdown"]) == {"to_tick", "to_start", "to_visible"}
+    checks = phase["checks"]
+    assert checks["every_event_once"] and checks["manifest_loaded"] == 5
+    assert tuple(checks["funnel"]) == ingest_latency.expected_funnel(5)
+    assert checks["lake_events"] == ingest_latency.expected_events(5)
+    runs = phase["runs"]
+    assert 1 <= phase["ingest_runs"]["count"] == runs["by_job"]["ingest_job"] <= 5
+    assert runs["total"] >= phase["ingest_runs"]["count"]
+    assert runs["statuses"].get("SUCCESS", 0) == runs["total"] - runs["unfinished"]
+
+    readme = tmp_path / "README.md"
+    readme.write_text("# Benchmarks\n\nhand-written intro\n")
+    for _ in range(2):
+        common.update_readme("ingest_latency", ingest_latency.readme_block(result), readme)
+    text = readme.read_text()
+    assert text.startswith("# Benchmarks\n\nhand-written intro\n")
+    assert text.count("<!-- results:ingest_latency:begin") == 1
+    assert "| 4/s | 5 | 1 s |" in text
