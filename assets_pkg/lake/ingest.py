@@ -61,6 +61,19 @@ def landed_files(folder: Path) -> list[Path]:
     )
 
 
+def safe_name(name: str) -> bool:
+    """A landing name to keep as it is: UTF-8, no control characters.
+
+    Names come from the directory listing, so they hold no ``/``; a name with a newline,
+    an escape sequence or undecodable bytes would still reach logs, notes and paths.
+    """
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes, kept by the listing as surrogates
+        return False
+    return not any(ord(c) < 32 or ord(c) == 127 for c in name)
+
+
 def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -231,6 +244,15 @@ class IngestPass:
             if path.is_symlink() or not path.is_file():
                 self._quarantine(source, path, None, "unsafe_file", "not a regular file (symlink)")
                 continue
+            if not safe_name(path.name):
+                self._quarantine(
+                    source,
+                    path,
+                    None,
+                    "unsafe_file",
+                    "the file name has control characters or is not UTF-8; not read",
+                )
+                continue
             data = path.read_bytes()
             digest = sha256_of(data)
             seen = known.get(path.name)
@@ -280,20 +302,26 @@ class IngestPass:
         record: bool = True,
     ) -> None:
         folder = self.settings.quarantine_dir / source
-        target = folder / path.name
+        shown = path.name if safe_name(path.name) else ascii(path.name)
+        kept_as = (
+            path.name
+            if safe_name(path.name)
+            else ("unsafe-name-" + sha256_of(os.fsencode(path.name))[:16])
+        )
+        target = folder / kept_as
         if target.exists() or target in (t for _, t in self.moves):
-            target = folder / f"{path.name}.{(digest or 'x')[:12]}-{int(time.time())}"
+            target = folder / f"{kept_as}.{(digest or 'x')[:12]}-{int(time.time())}"
         self.moves.append((path, target))
         note = {
             "source": source,
-            "file_name": path.name,
+            "file_name": shown,
             "reason": reason,
             "detail": detail,
             "sha256": digest,
             "quarantined_at": self.now.isoformat() + "Z",
         }
         self.quarantine_notes.append((target.with_name(target.name + ".error.json"), note))
-        self.reports[source].files_quarantined.append((path.name, reason))
+        self.reports[source].files_quarantined.append((shown, reason))
         if record and digest is not None:
             self.manifest_rows.append(
                 {
@@ -306,7 +334,7 @@ class IngestPass:
                     "run_id": self.run_id,
                 }
             )
-        self.log(f"quarantined {source}/{path.name}: {reason}: {detail}")
+        self.log(f"quarantined {source}/{shown}: {reason}: {detail}")
 
     # ---- one source
 
