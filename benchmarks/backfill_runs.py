@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import json
 import sys
 import time
 from pathlib import Path
@@ -687,26 +686,4 @@ def options_from(args: argparse.Namespace) -> Options:
 
 
 def main(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    err = Console(stderr=True)
-    began = time.monotonic()
-
-    def say(message: str) -> None:
-        err.print(f"[dim]{time.monotonic() - began:7.1f}s[/dim] {message}", highlight=False)
-
-    options = options_from(args)
-    try:
-        result = run(options, say)
-    except common.BenchmarkError as exc:
-        err.print(f"[red]benchmark failed:[/red] {exc}", highlight=False)
-        return 1
-    print_table(result)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2, default=str))
-        say(f"wrote {args.json}")
-    write_readme = args.readme if args.readme is not None else not args.smoke
-    if write_readme:
-        path = common.update_readme(NAME, readme_block(result))
-        say(f"updated {path}")
-    return 0
+    return common.run_cli(NAME, args, options_from(args), run, print_table, readme_block)

@@ -532,3 +532,29 @@ def update_readme(name: str, body: str, readme: Path = README) -> Path:
     tmp.write_text(new)
     os.replace(tmp, readme)
     return readme
+
+
+def run_cli(name, args, options, run, print_table, readme_block) -> int:
+    """What every benchmark's ``main`` does: run, print, write JSON and the README block."""
+    from rich.console import Console
+
+    err = Console(stderr=True)
+    began = time.monotonic()
+
+    def say(message: str) -> None:
+        err.print(f"[dim]{time.monotonic() - began:7.1f}s[/dim] {message}", highlight=False)
+
+    try:
+        result = run(options, say)
+    except BenchmarkError as exc:
+        err.print(f"[red]benchmark failed:[/red] {exc}", highlight=False)
+        return 1
+    print_table(result)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2, default=str))
+        say(f"wrote {args.json}")
+    write_readme = args.readme if args.readme is not None else not args.smoke
+    if write_readme:
+        path = update_readme(name, readme_block(result))
+        say(f"updated {path}")
+    return 0

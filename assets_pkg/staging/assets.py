@@ -50,6 +50,25 @@ def _schema(contract: SourceContract) -> dg.TableSchema:
     )
 
 
+def _asset_args(source: str) -> dict:
+    """What every staging asset declares, dated or not."""
+    contract = SOURCES[source]
+    key = staging_key(source)
+    return {
+        "key": key,
+        "deps": [lake_key(source)],
+        "group_name": "staging",
+        "backfill_policy": dg.BackfillPolicy.single_run(),
+        "kinds": {"polars", "parquet"},
+        "owners": OWNERS,
+        "description": f"Staged {source}: {GRAIN[source]}.",
+        "check_specs": key_check_specs(key, list(contract.key)),
+        "retry_policy": STORAGE_RETRY,
+        "metadata": {"dagster/column_schema": _schema(contract)},
+        "automation_condition": follow_upstream(),
+    }
+
+
 def scan_index(lake: LakeResource, contract: SourceContract) -> pl.LazyFrame:
     path = lake.path("lake", "_index", f"{contract.name}.parquet")
     if path.exists():
@@ -64,20 +83,7 @@ def _fact_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
     date_col = transforms.DATE_COLUMN[source]
     schema = transforms.staging_schema(contract)
 
-    @dg.asset(
-        key=key,
-        deps=[lake_key(source)],
-        group_name="staging",
-        partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        kinds={"polars", "parquet"},
-        owners=OWNERS,
-        description=f"Staged {source}: {GRAIN[source]}.",
-        check_specs=key_check_specs(key, list(contract.key)),
-        retry_policy=STORAGE_RETRY,
-        metadata={"dagster/column_schema": _schema(contract)},
-        automation_condition=follow_upstream(),
-    )
+    @dg.asset(partitions_def=partitions_def, **_asset_args(source))
     def _asset(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         with storage_errors():
             days = run_days(context)
@@ -118,19 +124,7 @@ def _dimension_asset(source: str) -> dg.AssetsDefinition:
     key = staging_key(source)
     name = key.path[-1]
 
-    @dg.asset(
-        key=key,
-        deps=[lake_key(source)],
-        group_name="staging",
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        kinds={"polars", "parquet"},
-        owners=OWNERS,
-        description=f"Staged {source}: {GRAIN[source]}.",
-        check_specs=key_check_specs(key, list(contract.key)),
-        retry_policy=STORAGE_RETRY,
-        metadata={"dagster/column_schema": _schema(contract)},
-        automation_condition=follow_upstream(),
-    )
+    @dg.asset(**_asset_args(source))
     def _asset(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         with storage_errors():
             rows = lake.scan(f"lake/{source}", None, contract.schema())
