@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,3 +77,22 @@ def sort_rows(rows: list[dict], key: list[str]) -> list[dict]:
         return tuple((row[k] is None, "" if row[k] is None else row[k]) for k in key)
 
     return sorted(rows, key=sort_key)
+
+
+def wait_for_run_start(
+    instance: dg.DagsterInstance, proc: subprocess.Popen, timeout_s: float = 120
+) -> bool:
+    """Wait until the run that process ``proc`` launched (tagged with its pid) has started.
+
+    True once it has; False if the process ended first.
+    """
+    from assets_pkg.instance import PID_TAG
+
+    started = dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED], tags={PID_TAG: str(proc.pid)})
+    deadline = time.monotonic() + timeout_s
+    while not instance.get_run_records(filters=started, limit=1):
+        if proc.poll() is not None:
+            return False
+        assert time.monotonic() < deadline, f"the run of process {proc.pid} never started"
+        time.sleep(0.01)
+    return True

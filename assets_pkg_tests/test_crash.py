@@ -13,15 +13,14 @@ import sys
 import time
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
 from assets_pkg.cli.main import do_backfill, do_ingest
-from assets_pkg.instance import PID_TAG, ensure_instance
+from assets_pkg.instance import ensure_instance
 from assets_pkg.lake.ingest import is_landed
 from assets_pkg.lake.manifest import Manifest
 from assets_pkg.sample.generator import generate
-from assets_pkg_tests.conftest import use_temp_platform
+from assets_pkg_tests.conftest import use_temp_platform, wait_for_run_start
 from assets_pkg_tests.test_end_to_end import table_hashes
 
 START, END = dt.date(2024, 3, 1), dt.date(2024, 3, 6)
@@ -70,16 +69,7 @@ def _kill_repeatedly(settings, args: list[str], seed: int, max_delay: float) -> 
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 120
-        while not instance.get_run_records(
-            filters=dg.RunsFilter(
-                tags={PID_TAG: str(proc.pid)}, statuses=[dg.DagsterRunStatus.STARTED]
-            ),
-            limit=1,
-        ):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                break
-            time.sleep(0.01)
+        wait_for_run_start(instance, proc)
         time.sleep(rng.uniform(0.0, max_delay))
         if proc.poll() is None:
             mid_run += 1

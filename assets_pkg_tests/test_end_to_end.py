@@ -20,7 +20,6 @@ import duckdb
 import pytest
 
 from assets_pkg.cli.main import do_backfill, do_ingest
-from assets_pkg.instance import PID_TAG
 from assets_pkg.sample.generator import generate
 from assets_pkg_tests.conftest import (
     END,
@@ -29,6 +28,7 @@ from assets_pkg_tests.conftest import (
     read_table,
     sort_rows,
     use_temp_platform,
+    wait_for_run_start,
 )
 from assets_pkg_tests.oracle import Oracle
 
@@ -154,18 +154,13 @@ def test_killed_backfill_rerun_ends_in_clean_state(pipeline, tmp_path):
         mp.setenv("DAGSTER_HOME", os.environ["DAGSTER_HOME"])
         env = _cli_env(settings)
         instance = dg.DagsterInstance.get()
+        backfill = [
+            sys.executable, "-m", "assets_pkg.cli.main", "backfill",
+            "--start", START.isoformat(), "--end", END.isoformat(),
+        ]  # fmt: skip
         for delay in (0.0, 0.7, 1.5):
             proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "assets_pkg.cli.main",
-                    "backfill",
-                    "--start",
-                    START.isoformat(),
-                    "--end",
-                    END.isoformat(),
-                ],
+                backfill,
                 env=env,
                 cwd=tmp_path,
                 start_new_session=True,
@@ -174,33 +169,12 @@ def test_killed_backfill_rerun_ends_in_clean_state(pipeline, tmp_path):
             )
             # kill once its run has started (then a little later each time), so every
             # kill lands mid-run however slow the interpreter is to start
-            deadline = time.monotonic() + 120
-            while not instance.get_run_records(
-                filters=dg.RunsFilter(
-                    statuses=[dg.DagsterRunStatus.STARTED], tags={PID_TAG: str(proc.pid)}
-                )
-            ):
-                assert proc.poll() is None and time.monotonic() < deadline, "run never started"
-                time.sleep(0.02)
+            assert wait_for_run_start(instance, proc), "the backfill ended before its run"
             time.sleep(delay)
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         rerun = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "assets_pkg.cli.main",
-                "backfill",
-                "--start",
-                START.isoformat(),
-                "--end",
-                END.isoformat(),
-            ],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=300,
+            backfill, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
         )
     assert rerun.returncode == 0, rerun.stderr
     assert table_hashes(settings) == clean
