@@ -8,8 +8,10 @@ valid frame or in the rejects frame with the contract's reason code.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import polars as pl
@@ -19,12 +21,23 @@ from assets_pkg.contracts import MONEY, TIMESTAMP, Column, SourceContract
 WHITESPACE = " \t\r\n\x0b\x0c"
 BOM = b"\xef\xbb\xbf"
 
+# [0-9], not \d: the regex engine's \d also matches other scripts' digits
 TIMESTAMP_PATTERN = (
-    r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):([0-5]\d)(?::([0-5]\d)(?:\.(\d+))?)?"
-    r"(Z|[+-]\d{2}:?\d{2})?$"
+    r"^([0-9]{4})-([0-9]{2})-([0-9]{2})[T ]([0-9]{2}):([0-5][0-9])"
+    r"(?::([0-5][0-9])(?:\.([0-9]+))?)?(Z|[+-][0-9]{2}:?[0-9]{2})?$"
 )
-MONEY_PATTERN = r"^[+-]?\d{1,16}(\.\d{1,2})?$"
-INT_PATTERN = r"^-?\d{1,18}$"
+MONEY_PATTERN = r"^[+-]?[0-9]{1,16}(\.[0-9]{1,2})?$"
+# any number of digits (leading zeros included); a value beyond Int64 fails the cast
+INT_PATTERN = r"^-?[0-9]+$"
+
+# Beyond these a UTC instant has no calendar date in Python or Arrow's date32 conversion, so
+# it could be neither partitioned nor reported: such a timestamp is bad_timestamp.
+EARLIEST_UTC = dt.datetime(1, 1, 1)
+LATEST_UTC = dt.datetime(9999, 12, 31, 23, 59, 59, 999999)
+
+# The csv module's default 128 KiB field limit would quarantine a quoted file as bad_csv
+# that the columnar reader loads when unquoted; a field can be no longer than its file.
+csv.field_size_limit(2**31 - 1)
 
 REJECT_SCHEMA: dict[str, pl.DataType] = {
     "source": pl.String(),
@@ -76,13 +89,25 @@ def decode(data: bytes) -> str:
 # --------------------------------------------------------------------------- CSV
 
 
-def _csv_header(text: str) -> list[str]:
+def _is_blank_record(record: list[str]) -> bool:
+    return not any(field.strip(WHITESPACE) for field in record)
+
+
+def _read_header(reader: Iterator[list[str]]) -> tuple[list[str], int]:
+    """The first non-blank record, trimmed, and how many blank records came before it."""
+    skipped = 0
+    for record in reader:
+        if not _is_blank_record(record):
+            return [h.strip(WHITESPACE) for h in record], skipped
+        skipped += 1
+    return [], skipped
+
+
+def _csv_header(text: str) -> tuple[list[str], int]:
     try:
-        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-        header = next(reader)
-    except (csv.Error, StopIteration) as exc:
+        return _read_header(csv.reader(io.StringIO(text, newline=""), strict=True))
+    except csv.Error as exc:
         raise UnreadableFile("bad_csv", f"cannot read the CSV header: {exc}") from None
-    return [h.strip(WHITESPACE) for h in header]
 
 
 def _check_header(contract: SourceContract, header: list[str]) -> None:
@@ -108,6 +133,10 @@ def _csv_fast(text: str, header: list[str]) -> pl.DataFrame | None:
     """Polars' reader, for files without quoting (quoted files get the strict RFC 4180 path)."""
     if '"' in text:
         return None  # Polars tolerates text after a closing quote; the csv module does not
+    if "\r" in text.replace("\r\n", ""):
+        return None  # a lone CR ends a record for the csv module, Polars keeps it in the value
+    if max(line.count(",") for line in text.split("\n")) >= len(header):
+        return None  # Polars drops a surplus empty field ("a,b,"): malformed_record is exact
     try:
         df = pl.read_csv(
             io.StringIO(text),
@@ -116,7 +145,9 @@ def _csv_fast(text: str, header: list[str]) -> pl.DataFrame | None:
             new_columns=[f"c{i}" for i in range(len(header))],
             raise_if_empty=False,
         )
-    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError):
+    except pl.exceptions.PolarsError:
+        # the strict reader is the authority: it reads lone CR line ends, ragged rows and
+        # whatever else the columnar reader refuses, with exact row numbers
         return None
     if df.width != len(header):
         return None
@@ -138,9 +169,9 @@ def _csv_slow(text: str, header: list[str]) -> pl.DataFrame:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")  # so values with line breaks are quoted
     try:
-        next(reader)
+        _read_header(reader)
         for record in reader:
-            if not any(field.strip(WHITESPACE) for field in record):
+            if _is_blank_record(record):
                 continue  # a blank record (empty line, only separators or empties) is no row
             malformed.append(len(record) > width)
             rows.append((record + [""] * width)[:width])
@@ -171,9 +202,10 @@ def _csv_quote(expr: pl.Expr) -> pl.Expr:
 
 
 def read_csv_rows(contract: SourceContract, text: str) -> pl.DataFrame:
-    header = _csv_header(text)
+    header, blank_before = _csv_header(text)
     _check_header(contract, header)
-    df = _csv_fast(text, header)
+    # the columnar reader's own header handling need not agree on blank leading records
+    df = None if blank_before else _csv_fast(text, header)
     if df is None:
         return _csv_slow(text, header)
     raw = pl.concat_str([_csv_quote(pl.col(h)) for h in header], separator=",")
@@ -200,6 +232,36 @@ def _json_text(value: object) -> tuple[str | None, bool]:
     return text, False
 
 
+class _NotJson(ValueError):
+    """Text Python's json module accepts but JSON does not, or that is ambiguous."""
+
+
+def _reject_constant(name: str) -> object:
+    # NaN and Infinity are not JSON; read as text they would become "nan" and "inf"
+    raise _NotJson(f"{name} is not a JSON value")
+
+
+def _unique_names(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        # which copy a producer meant is unknowable, as with a CSV header naming a column twice
+        raise _NotJson("an object names a field twice")
+    return record
+
+
+def _json_record(line: str) -> object:
+    try:
+        return json.loads(
+            line,
+            parse_float=str,
+            parse_int=str,
+            parse_constant=_reject_constant,
+            object_pairs_hook=_unique_names,
+        )
+    except (ValueError, RecursionError):
+        return None
+
+
 def read_jsonl_rows(contract: SourceContract, text: str) -> pl.DataFrame:
     names = contract.column_names
     values: dict[str, list[str | None]] = {n: [] for n in names}
@@ -212,10 +274,7 @@ def read_jsonl_rows(contract: SourceContract, text: str) -> pl.DataFrame:
         line = line.rstrip("\r")
         if not line.strip(WHITESPACE):
             continue
-        try:
-            record = json.loads(line, parse_float=str, parse_int=str)
-        except (ValueError, RecursionError):
-            record = None
+        record = _json_record(line)
         row_numbers.append(number)
         raws.append(line)
         if not isinstance(record, dict):
@@ -277,11 +336,12 @@ def parse_timestamp(expr: pl.Expr) -> pl.Expr:
             offset,
         ]
     )
-    return (
+    utc = (
         canonical.str.strptime(pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M:%S%.6f%z", strict=False)
         .dt.replace_time_zone(None)
         .cast(TIMESTAMP)
     )
+    return pl.when(utc.is_between(pl.lit(EARLIEST_UTC), pl.lit(LATEST_UTC))).then(utc)
 
 
 def parse_money(expr: pl.Expr) -> pl.Expr:
@@ -291,7 +351,7 @@ def parse_money(expr: pl.Expr) -> pl.Expr:
 
 def parse_int(expr: pl.Expr) -> pl.Expr:
     ok = expr.str.contains(INT_PATTERN)
-    return pl.when(ok).then(expr.str.strip_prefix("+").cast(pl.Int64, strict=False))
+    return pl.when(ok).then(expr.cast(pl.Int64, strict=False))
 
 
 def typed(column: Column, expr: pl.Expr) -> pl.Expr:

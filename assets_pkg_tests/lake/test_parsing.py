@@ -743,3 +743,110 @@ def test_product_prices_must_not_be_negative(list_price, unit_cost, reason):
     text = PRODUCTS_HEADER + f"P1,n,Toys,{list_price},{unit_cost},2024-01-01T00:00\n"
     parsed = parse("products", text)
     assert rejects_of(parsed) == ([] if reason is None else [(1, reason)])
+
+
+# --------------------------------------------------------------------------- fuzzing regressions
+# Each found by assets_pkg_tests/lake/test_fuzz_parsers.py or the atheris harness.
+
+
+def test_regression_lone_cr_inside_an_unquoted_file_ends_the_record_on_both_paths():
+    # the columnar reader kept "web\rO2" as one value and shifted every later row number
+    text = ORDERS_HEADER + "O1,C1,2024-03-01T10:00,placed,web\rO2\n" + GOOD_ORDER + "\n"
+    parsed = parse("orders", text)
+    assert parsed.valid.select("order_id", "_row_number").rows() == [("O1", 1), ("O9", 3)]
+    assert rejects_of(parsed) == [(2, "missing_required")]
+
+
+def test_regression_lone_cr_line_ends_throughout_do_not_crash_the_reader():
+    text = ORDERS_HEADER.replace("\n", "\r") + (GOOD_ORDER + "\r") * 2
+    assert parsed_rows(parse("orders", text)) == [2]  # two identical rows: the last one stays
+
+
+def parsed_rows(parsed: ParsedFile) -> list[int]:
+    return parsed.valid["_row_number"].to_list()
+
+
+@pytest.mark.parametrize("quoted", [False, True])
+def test_regression_a_field_beyond_128_kib_loads_quoted_or_not(quoted):
+    # the csv module's default field limit quarantined the quoted file as bad_csv
+    name = "n" * 200_000
+    cell = f'"{name}"' if quoted else name
+    parsed = parse("products", PRODUCTS_HEADER + f"P1,{cell},Toys,1.00,0.50,2024-01-01T00:00\n")
+    assert parsed.valid["name"].to_list() == [name]
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "9999-12-31T23:59:59-00:01",
+        "9999-12-31T23:30:00-01:00",
+        "0001-01-01T00:00+00:01",
+        "0001-01-01T00:59:59+01:00",
+        "0000-12-31T23:00",
+    ],
+)
+def test_regression_an_instant_outside_years_1_to_9999_is_bad_timestamp(stamp):
+    # such a value has no calendar date: partitioning it crashed the whole ingest pass
+    parsed = parse("orders", ORDERS_HEADER + f"O1,C1,{stamp},placed,web\n")
+    assert rejects_of(parsed) == [(1, "bad_timestamp")]
+
+
+@pytest.mark.parametrize(
+    ("stamp", "expected"),
+    [
+        ("9999-12-31T23:59:59", T(9999, 12, 31, 23, 59, 59)),
+        ("9999-12-31T23:59:59.9999999Z", T(9999, 12, 31, 23, 59, 59, 999999)),
+        ("9999-12-31T23:59:59+14:00", T(9999, 12, 31, 9, 59, 59)),
+        ("0001-01-01T00:00", T(1, 1, 1)),
+        ("0001-01-01T00:00-12:00", T(1, 1, 1, 12)),
+        ("1970-01-01T00:00:00Z", T(1970, 1, 1)),
+    ],
+)
+def test_instants_at_the_edges_of_the_calendar_still_load(stamp, expected):
+    parsed = parse("orders", ORDERS_HEADER + f"O1,C1,{stamp},placed,web\n")
+    assert parsed.valid["order_ts"].to_list() == [expected]
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_regression_nan_and_infinity_are_not_json(token):
+    # Python's json accepted them, and an id NaN loaded as the text "nan"
+    text = payment(payment_id="A") + "\n" + payment().replace('"P1"', token) + "\n"
+    parsed = parse("payments", text)
+    assert rejects_of(parsed) == [(2, "malformed_record")]
+
+
+def test_regression_a_json_object_naming_a_field_twice_is_malformed():
+    # the last copy silently won; which one a producer meant is unknowable
+    line = payment()[:-1] + ', "payment_id": "P2"}'
+    parsed = parse("payments", payment(payment_id="A") + "\n" + line + "\n")
+    assert rejects_of(parsed) == [(2, "malformed_record")]
+
+
+def test_regression_integers_with_leading_zeros_beyond_18_digits_load():
+    parsed = parse("order_items", ITEMS_HEADER + "O1,0000000000000000000001,P1,2,1.00\n")
+    assert parsed.valid["line_number"].to_list() == [1]
+
+
+@pytest.mark.parametrize("value", ["9223372036854775808", "-9223372036854775809", "1" + "0" * 30])
+def test_integers_beyond_64_bits_are_bad_number(value):
+    parsed = parse("order_items", ITEMS_HEADER + f"O1,1,P1,{value},1.00\n")
+    assert rejects_of(parsed) == [(1, "bad_number")]
+
+
+@pytest.mark.parametrize("digits", ["١٢", "１２"])
+def test_digits_of_other_scripts_are_bad_number(digits):
+    parsed = parse("order_items", ITEMS_HEADER + f"O1,1,P1,{digits},1.00\n")
+    assert rejects_of(parsed) == [(1, "bad_number")]
+
+
+def test_regression_blank_lines_before_the_header_are_skipped():
+    # the first record was taken as the header, so the file was quarantined missing_column
+    parsed = parse("orders", "\r\n  \n,,\n" + ORDERS_HEADER + GOOD_ORDER + "\n")
+    assert parsed.valid["_row_number"].to_list() == [1]
+
+
+def test_regression_a_surplus_empty_field_is_malformed_on_the_fast_path_too():
+    # the columnar reader dropped a trailing empty field beyond the header's width
+    parsed = parse("orders", ORDERS_HEADER + GOOD_ORDER + ",")  # last line, no line end
+    assert rejects_of(parsed) == [(1, "malformed_record")]
+    assert parsed.valid.height == 0
