@@ -72,7 +72,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
             alert_webhook=_secret(ALERT_WEBHOOK_VAR, settings.alert_webhook),
             realtime_days=settings.realtime_days,
         ),
-        "lake": LakeResource(root=settings.lake_url),
+        "lake": LakeResource(root=settings.lake_url, s3_timeout_s=settings.lake_timeout_s),
         "warehouse": WarehouseResource(database=str(settings.warehouse_path)),
         # the speed layer's own file, so its writes never queue behind a warehouse step
         "realtime": WarehouseResource(database=str(settings.realtime_path), lock_timeout_s=60),

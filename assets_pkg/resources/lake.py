@@ -1,44 +1,98 @@
-"""Parquet storage for the lake and staging layers, with atomic per-file writes."""
+"""Parquet storage for the lake and staging layers, on local disk or S3, with atomic writes.
+
+Local: every write goes to a temporary name beside its target and is renamed into place.
+
+S3 (``s3://bucket/prefix``): there is no rename, and a listing can show an object that is
+not complete in the sense the pipeline means (a partition half rewritten). So every write
+uploads a new, uniquely named object, then switches the directory's ``_manifest.json`` (one
+small object: logical file name -> current object key, plus its sub-directories) with a
+conditional PUT. Readers find a partition's objects through that manifest only, never by
+listing a prefix: until the switch they see the previous objects, after it the new ones.
+The superseded object is deleted after the switch (best effort). The data keys keep the
+Hive layout (``lake/orders/date=2024-03-01/ing-….<id>.parquet``).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import json
 import os
+import tempfile
 import uuid
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import polars as pl
-from pydantic import Field
+from pydantic import Field, PrivateAttr
+
+MANIFEST = "_manifest.json"
+#: attempts at the compare-and-swap of a manifest before giving up (a writer raced us)
+MANIFEST_SWAP_ATTEMPTS = 8
 
 
 def partition_dir(day: dt.date) -> str:
     return f"date={day.isoformat()}"
 
 
+class LakeStorageError(Exception):
+    """An S3 request that a retry cannot cure (no access, no such bucket): names the object."""
+
+
+class LakeUnavailableError(ConnectionError):
+    """An S3 request that failed for a reason that passes (5xx, throttling): names the object.
+
+    The client's own attempts are spent; an ``OSError``, so the step's retry policy
+    tries the step again.
+    """
+
+
 class LakeResource(dg.ConfigurableResource):
     """The lake root (``ASSETS_PKG_LAKE_URL``): ``lake/`` and ``staging/`` datasets live under it.
 
-    Every write goes to a temporary name beside its target and is renamed into place,
-    so a reader never sees half a file and a crash leaves the previous file intact.
+    Every write replaces one file atomically: a reader never sees half a file and a crash
+    leaves the previous file intact (local: temp file + rename; S3: new object + manifest
+    switch, see the module docstring).
     """
 
-    root: str = Field(description="Local directory of the lake (default <data dir>/lake).")
+    root: str = Field(description="Lake root: a local directory or s3://bucket/prefix.")
+    s3_max_attempts: int = Field(
+        default=3,
+        description="max_attempts of the dagster-aws S3Resource (AWS_MAX_ATTEMPTS overrides), "
+        "which botocore takes as retries after a request's first try; Parquet reads get one "
+        "fewer (Polars' max_retries). The step's retry policy retries what still fails.",
+    )
+    s3_timeout_s: int = Field(
+        default=30, description="Timeout of one S3 request made by a Parquet read, seconds."
+    )
+    _client: Any = PrivateAttr(default=None)
+
+    # ------------------------------------------------------------------ shared interface
+
+    @property
+    def is_s3(self) -> bool:
+        return self.root.startswith("s3://")
 
     @property
     def base(self) -> Path:
-        if self.root.startswith("s3://"):
-            raise dg.Failure(
-                "An s3:// lake is not supported by this build; set ASSETS_PKG_LAKE_URL to a "
-                "local directory."
-            )
+        if self.is_s3:
+            raise TypeError("an s3:// lake has no local base directory")
         return Path(self.root)
 
     def path(self, *parts: str) -> Path:
         return self.base.joinpath(*parts)
 
-    def write(self, df: pl.DataFrame, *parts: str) -> Path:
-        """Write one Parquet file atomically (temp file in the same directory, then rename)."""
+    def url(self, *parts: str) -> str:
+        """Where a logical file lives, for messages: a local path or an s3:// URL."""
+        if self.is_s3:
+            return f"s3://{self._bucket}/{self._key(*parts)}"
+        return str(self.path(*parts))
+
+    def write(self, df: pl.DataFrame, *parts: str) -> Path | str:
+        """Write one Parquet file atomically; returns where its current copy lives."""
+        if self.is_s3:
+            return self._s3_write(df, parts)
         target = self.path(*parts)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
@@ -53,15 +107,54 @@ class LakeResource(dg.ConfigurableResource):
 
     def read(self, *parts: str, schema: dict[str, pl.DataType] | None = None) -> pl.DataFrame:
         """One Parquet file, or an empty frame of ``schema`` when it does not exist yet."""
-        target = self.path(*parts)
-        if target.exists():
-            return pl.read_parquet(target)
+        source = self._current(parts)
+        if source is not None:
+            return pl.read_parquet(source, storage_options=self.storage_options())
         if schema is None:
-            raise FileNotFoundError(target)
+            raise FileNotFoundError(self.url(*parts))
         return pl.DataFrame(schema=schema)
 
-    def partition_files(self, dataset: str, days: list[dt.date]) -> list[Path]:
+    def scan_file(self, *parts: str, schema: dict[str, pl.DataType]) -> pl.LazyFrame:
+        """Lazy scan of one Parquet file, or an empty frame of ``schema`` when it is absent."""
+        source = self._current(parts)
+        if source is None:
+            return pl.LazyFrame(schema=schema)
+        return pl.scan_parquet(source, storage_options=self.storage_options())
+
+    def exists(self, *parts: str) -> bool:
+        return self._current(parts) is not None
+
+    def list_files(self, *parts: str, suffix: str = ".parquet") -> list[str]:
+        """Names of the files in one directory ending in ``suffix`` (never temps), sorted."""
+        if self.is_s3:
+            names = self._load_manifest(self._dir_key(parts))[0]["files"]
+        else:
+            folder = self.path(*parts)
+            names = [p.name for p in folder.glob("*")] if folder.is_dir() else []
+        return sorted(n for n in names if n.endswith(suffix) and not n.startswith("."))
+
+    def delete(self, *parts: str) -> None:
+        """Remove one file if it exists (S3: drop it from the manifest, then the object)."""
+        if not self.is_s3:
+            self.path(*parts).unlink(missing_ok=True)
+            return
+        *folder, name = parts
+        old = self._swap(tuple(folder), name, None)
+        if old:
+            self._collect_garbage(old)
+
+    def partition_files(self, dataset: str, days: list[dt.date]) -> list[Path] | list[str]:
         """The Parquet files of a Hive-partitioned dataset for the given days (skips temps)."""
+        if self.is_s3:
+            urls: list[str] = []
+            for day in days:
+                current = self._load_manifest(self._dir_key((dataset, partition_dir(day))))[0]
+                urls.extend(
+                    self._object_url(current["files"][name])
+                    for name in sorted(current["files"])
+                    if name.endswith(".parquet") and not name.startswith(".")
+                )
+            return urls
         files: list[Path] = []
         for day in days:
             folder = self.path(dataset, partition_dir(day))
@@ -71,7 +164,10 @@ class LakeResource(dg.ConfigurableResource):
                 )
         return files
 
-    def dataset_files(self, dataset: str) -> list[Path]:
+    def dataset_files(self, dataset: str) -> list[Path] | list[str]:
+        if self.is_s3:
+            found = self._manifest_tree(self._dir_key((dataset,)), "")
+            return [self._object_url(key) for _, key in sorted(found)]
         folder = self.path(dataset)
         if not folder.is_dir():
             return []
@@ -90,4 +186,211 @@ class LakeResource(dg.ConfigurableResource):
             schema=schema,
             missing_columns="insert",
             extra_columns="ignore",
+            storage_options=self.storage_options(),
         )
+
+    # ------------------------------------------------------------------ S3 backend
+
+    def s3_resource(self) -> Any:
+        """The dagster-aws resource behind the client: region, endpoint and credentials come
+        from the usual AWS_* variables (AWS_ENDPOINT_URL included), as boto3 resolves them."""
+        from dagster_aws.s3 import S3Resource
+
+        # botocore reads AWS_DEFAULT_REGION only; AWS_REGION is what the SDKs document now
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
+        return S3Resource(max_attempts=self.s3_attempts(), region_name=region)
+
+    def s3_attempts(self) -> int:
+        attempts = os.environ.get("AWS_MAX_ATTEMPTS", "").strip()
+        return int(attempts) if attempts.isdigit() and int(attempts) > 0 else self.s3_max_attempts
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self.s3_resource().get_client()
+        return self._client
+
+    def storage_options(self) -> dict[str, Any] | None:
+        """Polars object-store options from the same client: endpoint, region, credentials."""
+        if not self.is_s3:
+            return None
+        import boto3
+
+        client = self.client
+        # the same provider chain (environment, profile, instance role) the client resolved
+        creds = boto3.session.Session().get_credentials()
+        options: dict[str, Any] = {
+            "aws_region": client.meta.region_name or "us-east-1",
+            "timeout": f"{self.s3_timeout_s}s",
+            "max_retries": max(self.s3_attempts() - 1, 0),
+        }
+        if creds is not None:
+            frozen = creds.get_frozen_credentials()
+            options["aws_access_key_id"] = frozen.access_key
+            options["aws_secret_access_key"] = frozen.secret_key
+            if frozen.token:
+                options["aws_session_token"] = frozen.token
+        endpoint = client.meta.endpoint_url
+        if endpoint and not endpoint.rstrip("/").endswith("amazonaws.com"):
+            options["aws_endpoint_url"] = endpoint
+            if endpoint.startswith("http://"):
+                options["aws_allow_http"] = "true"
+        return options
+
+    @property
+    def _bucket(self) -> str:
+        return self.root.removeprefix("s3://").split("/", 1)[0]
+
+    @property
+    def _prefix(self) -> str:
+        rest = self.root.removeprefix("s3://").partition("/")[2].strip("/")
+        return f"{rest}/" if rest else ""
+
+    def _key(self, *parts: str) -> str:
+        return self._prefix + "/".join(p.strip("/") for p in parts if p)
+
+    def _dir_key(self, folder: tuple[str, ...]) -> str:
+        return self._key(*folder).rstrip("/")
+
+    def _object_url(self, key: str) -> str:
+        return f"s3://{self._bucket}/{key}"
+
+    def _current(self, parts: tuple[str, ...]) -> Path | str | None:
+        """Where the current copy of a logical file is, or None when there is none."""
+        if not self.is_s3:
+            target = self.path(*parts)
+            return target if target.exists() else None
+        *folder, name = parts
+        key = self._load_manifest(self._dir_key(tuple(folder)))[0]["files"].get(name)
+        return self._object_url(key) if key else None
+
+    def _call(self, action: str, key: str, fn: Any, **kwargs: Any) -> Any:
+        """One S3 request; a failure is re-raised as one line naming the object.
+
+        A transient one (5xx, throttling) becomes ``LakeUnavailableError`` (an ``OSError``:
+        the step's retry policy retries it), any other ``LakeStorageError`` (not retried).
+        ``NoSuchKey`` and ``PreconditionFailed`` pass through: the callers handle them.
+        """
+        from botocore.exceptions import ClientError
+
+        from assets_pkg.retries import is_transient
+
+        try:
+            return fn(Bucket=self._bucket, **kwargs)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            if error.get("Code") in ("NoSuchKey", "PreconditionFailed"):
+                raise
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
+            message = (
+                f"S3 {action} of {self._object_url(key)} failed: {error.get('Code', '?')} "
+                f"(HTTP {status}: {error.get('Message') or 'no message'})"
+            )
+            if is_transient(exc):
+                raise LakeUnavailableError(message) from None
+            raise LakeStorageError(message) from None
+
+    def _load_manifest(self, folder_key: str) -> tuple[dict[str, Any], str | None]:
+        """The manifest of a directory and its ETag (None when the directory has none)."""
+        from botocore.exceptions import ClientError
+
+        key = f"{folder_key}/{MANIFEST}" if folder_key else MANIFEST
+        try:
+            got = self._call("GET", key, self.client.get_object, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "NoSuchKey":
+                return {"files": {}, "dirs": []}, None
+            raise
+        return json.loads(got["Body"].read()), got["ETag"]
+
+    def _swap(
+        self, folder: tuple[str, ...], name: str, new_key: str | None, is_dir: bool = False
+    ) -> str | None:
+        """Point ``name`` of a directory's manifest at ``new_key`` (None: remove it).
+
+        A conditional PUT (If-Match the ETag read, If-None-Match for a new manifest) makes
+        it a compare-and-swap: two writers of the same directory never lose each other's
+        entries. Returns the key ``name`` pointed at before.
+        """
+        from botocore.exceptions import ClientError
+
+        folder_key = self._dir_key(folder)
+        key = f"{folder_key}/{MANIFEST}" if folder_key else MANIFEST
+        for _ in range(MANIFEST_SWAP_ATTEMPTS):
+            manifest, etag = self._load_manifest(folder_key)
+            if is_dir:
+                if name in manifest["dirs"]:
+                    return None
+                manifest["dirs"] = sorted([*manifest["dirs"], name])
+                old = None
+            else:
+                old = manifest["files"].get(name)
+                if new_key is None:
+                    if old is None:
+                        return None
+                    del manifest["files"][name]
+                else:
+                    manifest["files"][name] = new_key
+            if etag is None and folder:
+                # registered in the parent before it exists: a crash in between leaves an
+                # empty directory, never an unreachable one
+                self._swap(folder[:-1], folder[-1], None, is_dir=True)
+            condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+            try:
+                self._call(
+                    "PUT",
+                    key,
+                    self.client.put_object,
+                    Key=key,
+                    Body=json.dumps(manifest, sort_keys=True).encode(),
+                    ContentType="application/json",
+                    **condition,
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
+                    continue  # another writer switched it first: read again, apply again
+                raise
+            return old
+        raise TimeoutError(f"the manifest {self._object_url(key)} kept changing under us")
+
+    def _s3_write(self, df: pl.DataFrame, parts: tuple[str, ...]) -> str:
+        *folder, name = parts
+        stem = name.removesuffix(".parquet")
+        key = self._key(*folder, f"{stem}.{uuid.uuid4().hex[:16]}.parquet")
+        # spooled to disk and streamed up from there, so the upload holds no second copy
+        with tempfile.TemporaryDirectory(prefix="lake-s3-") as spool:
+            local = Path(spool) / "part.parquet"
+            df.write_parquet(local, compression="zstd", statistics=True)
+            with open(local, "rb") as fh:
+                self._call("PUT", key, self.client.put_object, Key=key, Body=fh)
+        try:
+            old = self._swap(tuple(folder), name, key)
+        except BaseException:
+            # a switch whose answer was lost may still have happened: delete the new object
+            # only when the manifest is known not to point at it (else it stays an orphan)
+            with contextlib.suppress(Exception):
+                if self._load_manifest(self._dir_key(tuple(folder)))[0]["files"].get(name) != key:
+                    self._collect_garbage(key)
+            raise
+        if old and old != key:
+            self._collect_garbage(old)
+        return self._object_url(key)
+
+    def _collect_garbage(self, key: str) -> None:
+        """Delete a superseded object; only ever after the switch, and never fatal."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        # an orphan costs storage only: no manifest points at it
+        with contextlib.suppress(BotoCoreError, ClientError):
+            self.client.delete_object(Bucket=self._bucket, Key=key)
+
+    def _manifest_tree(self, folder_key: str, rel: str) -> list[tuple[str, str]]:
+        manifest = self._load_manifest(folder_key)[0]
+        found = [
+            (f"{rel}{name}", key)
+            for name, key in manifest["files"].items()
+            if name.endswith(".parquet") and not name.startswith(".")
+        ]
+        for sub in manifest["dirs"]:
+            found.extend(self._manifest_tree(f"{folder_key}/{sub}", f"{rel}{sub}/"))
+        return found
