@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,10 @@ DEFAULT_LATE_DATA_DAYS = 7
 DEFAULT_SENSOR_INTERVAL_S = 15
 DEFAULT_SENSOR_BATCH_FILES = 200
 DEFAULT_REALTIME_DAYS = 2
+DEFAULT_LAKE_TIMEOUT_S = 30
+#: how runs of the daily pipeline execute their steps (see assets_pkg.executors)
+EXECUTORS = ("in_process", "multiprocess", "celery")
+DEFAULT_EXECUTOR = "in_process"
 
 
 class ConfigError(ValueError):
@@ -95,6 +100,13 @@ class Settings:
     realtime_days: int = DEFAULT_REALTIME_DAYS
     #: URL that every alert is also POSTed to (``ASSETS_PKG_ALERT_WEBHOOK``), if any
     alert_webhook: str | None = None
+    #: timeout of one S3 request of a lake read (an s3:// lake only), seconds
+    lake_timeout_s: int = DEFAULT_LAKE_TIMEOUT_S
+    #: ``ASSETS_PKG_EXECUTOR``: in_process, multiprocess or celery
+    executor: str = DEFAULT_EXECUTOR
+    #: celery broker URL (``ASSETS_PKG_CELERY_BROKER``) and result backend (default: broker)
+    celery_broker: str | None = None
+    celery_backend: str | None = None
 
     @property
     def landing_dir(self) -> Path:
@@ -187,4 +199,27 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         realtime_days=parse_positive_int(
             env.get("ASSETS_PKG_REALTIME_DAYS"), DEFAULT_REALTIME_DAYS, "ASSETS_PKG_REALTIME_DAYS"
         ),
+        lake_timeout_s=parse_positive_int(
+            env.get("ASSETS_PKG_LAKE_TIMEOUT_S"),
+            DEFAULT_LAKE_TIMEOUT_S,
+            "ASSETS_PKG_LAKE_TIMEOUT_S",
+        ),
+        **parse_executor(env),
     )
+
+
+def parse_executor(env: Mapping[str, str]) -> dict[str, str | None]:
+    """``ASSETS_PKG_EXECUTOR`` and, for celery, where its broker and result backend are."""
+    executor = (env.get("ASSETS_PKG_EXECUTOR") or "").strip() or DEFAULT_EXECUTOR
+    if executor not in EXECUTORS:
+        raise ConfigError(
+            f"ASSETS_PKG_EXECUTOR must be one of {', '.join(EXECUTORS)}, got {executor!r}"
+        )
+    broker = (env.get("ASSETS_PKG_CELERY_BROKER") or "").strip() or None
+    backend = (env.get("ASSETS_PKG_CELERY_BACKEND") or "").strip() or None
+    if executor == "celery" and broker is None:
+        raise ConfigError(
+            "ASSETS_PKG_EXECUTOR=celery needs ASSETS_PKG_CELERY_BROKER "
+            "(e.g. redis://127.0.0.1:6379/0)"
+        )
+    return {"executor": executor, "celery_broker": broker, "celery_backend": backend}

@@ -12,6 +12,7 @@ import dagster as dg
 
 from assets_pkg.automation import build_automation_sensor
 from assets_pkg.config import load_settings
+from assets_pkg.executors import build_executor
 from assets_pkg.jobs import build_jobs
 from assets_pkg.lake.assets import build_lake_specs, ingest_job
 from assets_pkg.marts.assets import build_mart_assets
@@ -48,7 +49,7 @@ def _build_definitions() -> dg.Definitions:
     ]
     return dg.Definitions(
         assets=dg.with_source_code_references(assets),
-        jobs=[ingest_job, *build_jobs()],
+        jobs=[ingest_job, *build_jobs(settings)],
         schedules=build_schedules(settings),
         sensors=[
             build_landing_sensor(settings),
@@ -58,7 +59,8 @@ def _build_definitions() -> dg.Definitions:
             check_failure_alert_sensor,
         ],
         resources=build_resources(settings),
-        executor=dg.in_process_executor,
+        # asset materializations outside the jobs (the UI, `dagster asset materialize`)
+        executor=build_executor(settings),
     )
 
 
