@@ -5,13 +5,18 @@ Every command exits 0 on success and 1 with a one-line reason on stderr on failu
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
+import os
+import shutil
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import click
 import dagster as dg
@@ -21,7 +26,12 @@ from rich.table import Table
 
 from assets_pkg.config import ConfigError, Settings, load_settings, parse_date
 from assets_pkg.partitions import range_tags
-from assets_pkg.resources.warehouse import WarehouseLockTimeout, WarehouseResource
+from assets_pkg.resources.lake import LakeResource
+from assets_pkg.resources.warehouse import (
+    WarehouseLockTimeout,
+    WarehouseResource,
+    run_in_transaction,
+)
 
 console = Console(stderr=False)
 err = Console(stderr=True)
@@ -40,7 +50,7 @@ class RunOutcome:
     reason: str
 
 
-def _failure_reason(result: dg.ExecuteInProcessResult) -> str:
+def _failure_reason(result: dg.ExecuteInProcessResult | dg.JobExecutionResult) -> str:
     """The first failed step or blocking check, as one line."""
     for event in result.all_events:
         if event.event_type_value == "ASSET_CHECK_EVALUATION":
@@ -68,8 +78,14 @@ def _execute(
     tags: dict[str, str] | None = None,
     label: str = "running",
 ) -> RunOutcome:
-    """Run a job of the code location in-process, recorded in the shared instance."""
+    """Run a job of the code location, recorded in the shared instance.
+
+    With the default in-process executor the run is ``execute_in_process``; with another
+    executor (``ASSETS_PKG_EXECUTOR``: multiprocess, celery) this process orchestrates a run
+    of the reconstructable job and its steps run in other processes or on celery workers.
+    """
     from assets_pkg.definitions import build_definitions
+    from assets_pkg.executors import reconstructable_job, runs_in_process
     from assets_pkg.instance import ensure_instance, process_tags, reap_dead_runs
 
     defs = build_definitions()
@@ -79,17 +95,30 @@ def _execute(
         err.print(f"marked run {run} failed: its process is gone (slots freed)")
     tags = {**(tags or {}), **process_tags()}
     run_id = str(uuid.uuid4())
-    outcome: dict[str, dg.ExecuteInProcessResult | BaseException] = {}
+    outcome: dict[str, dg.ExecuteInProcessResult | dg.JobExecutionResult | BaseException] = {}
+    in_process = runs_in_process(job)
+    if not in_process:
+        # execute_job picks its own run id: find the run again by this tag
+        tags[INVOCATION_TAG] = run_id
 
     def target() -> None:
         try:
-            outcome["result"] = job.execute_in_process(
-                instance=instance,
-                run_id=run_id,
-                tags=tags,
-                run_config=QUIET_LOGS,
-                raise_on_error=False,
-            )
+            if in_process:
+                outcome["result"] = job.execute_in_process(
+                    instance=instance,
+                    run_id=run_id,
+                    tags=tags,
+                    run_config=QUIET_LOGS,
+                    raise_on_error=False,
+                )
+            else:
+                outcome["result"] = dg.execute_job(
+                    reconstructable_job(job_name),
+                    instance=instance,
+                    tags=tags,
+                    run_config=QUIET_LOGS,
+                    raise_on_error=False,
+                )
         except BaseException as exc:  # surfaced below, in the main thread
             outcome["result"] = exc
 
@@ -107,12 +136,28 @@ def _execute(
         worker.start()
         while worker.is_alive():
             worker.join(0.5)
+            if not in_process:
+                run_id = _run_id_by_tag(instance, INVOCATION_TAG, tags[INVOCATION_TAG]) or run_id
             done, current = _step_progress(instance, run_id)
             progress.update(task, completed=done, description=current)
     result = outcome["result"]
     if isinstance(result, BaseException):
         raise result
-    return RunOutcome(result.success, run_id, "" if result.success else _failure_reason(result))
+    return RunOutcome(
+        result.success, result.run_id, "" if result.success else _failure_reason(result)
+    )
+
+
+#: tags a run started by ``execute_job`` so that the command can follow its progress
+INVOCATION_TAG = "assets_pkg/invocation"
+
+
+def _run_id_by_tag(instance: dg.DagsterInstance, key: str, value: str) -> str | None:
+    try:
+        records = instance.get_run_records(filters=dg.RunsFilter(tags={key: value}), limit=1)
+    except Exception:
+        return None
+    return records[0].dagster_run.run_id if records else None
 
 
 def _step_progress(instance: dg.DagsterInstance, run_id: str) -> tuple[int, str]:
@@ -312,6 +357,235 @@ def demo_cmd(days: int, scale: float, seed: int) -> None:
     do_backfill(settings, start, min(end, settings.last_partition()))
     print_report(settings)
     console.print(f"demo done in {time.monotonic() - started:.0f}s; open the UI with `dagster dev`")
+
+
+# --------------------------------------------------------------------------- retention
+
+
+@dataclass
+class PurgeReport:
+    """What a purge deleted (or, with ``--dry-run``, would delete)."""
+
+    files: list[str]
+    reject_rows: dict[tuple[str, str], int]
+    staged_sets: list[str]
+    staged_kept: list[str]
+
+
+def _quarantined_at(note: Path, fallback: Path) -> dt.datetime:
+    """When a file was quarantined: its note's ``quarantined_at``, else the file's mtime."""
+    try:
+        stamp = json.loads(note.read_text())["quarantined_at"]
+        return dt.datetime.fromisoformat(stamp.removesuffix("Z")).replace(tzinfo=None)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        source = note if note.exists() else fallback
+        return dt.datetime.fromtimestamp(source.stat().st_mtime, dt.UTC).replace(tzinfo=None)
+
+
+def _old_quarantine_files(settings: Settings, cutoff: dt.datetime) -> list[Path]:
+    """Quarantined files (with their ``.error.json``) quarantined before ``cutoff``."""
+    old: list[Path] = []
+    root = settings.quarantine_dir
+    if not root.is_dir():
+        return old
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
+        entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+        names = {p.name for p in entries}
+        for path in entries:
+            if path.name.endswith(".error.json") and path.name[: -len(".error.json")] in names:
+                continue  # goes with its file
+            if path.name.endswith(".error.json"):
+                note, kept = path, path
+            else:
+                note, kept = path.with_name(path.name + ".error.json"), path
+            if _quarantined_at(note, kept) < cutoff:
+                old.append(kept)
+                if note != kept and note.exists():
+                    old.append(note)
+    return old
+
+
+def _staged_sets(lake: LakeResource) -> dict[str, dt.datetime]:
+    """Staged reject sets under ``lake/_rejects`` by stem, with the time their pass ran."""
+    from assets_pkg.lake.ingest import STAGED_REJECTS
+
+    sets: dict[str, dt.datetime] = {}
+    for name in lake.list_files(*STAGED_REJECTS, suffix=".rejects.parquet"):
+        stem = name[: -len(".rejects.parquet")]
+        try:
+            sets[stem] = dt.datetime.strptime(stem.split("-", 1)[0], "%Y%m%dT%H%M%S%f")
+        except ValueError:
+            continue  # not a name an ingest pass writes: leave it alone
+    return sets
+
+
+def do_purge_quarantine(
+    settings: Settings, older_than_days: int, dry_run: bool, now: dt.datetime | None = None
+) -> PurgeReport:
+    """Delete quarantined data older than ``older_than_days`` days; nothing younger.
+
+    Quarantined files and their notes, rows of ``quarantine.rejects`` (one transaction)
+    and staged reject sets already published. The manifest (which keeps a purged file
+    from being ingested again) and ``archive/`` are never touched.
+    """
+    from assets_pkg.lake.ingest import STAGED_REJECTS
+    from assets_pkg.resources.warehouse import table_exists
+
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    cutoff = now - dt.timedelta(days=older_than_days)
+    files = _old_quarantine_files(settings, cutoff)
+    lake = LakeResource(root=settings.lake_url)
+    old_sets = {s: t for s, t in _staged_sets(lake).items() if t < cutoff}
+    reject_rows: dict[tuple[str, str], int] = {}
+    published: list[str] = []
+    if settings.warehouse_path.exists():
+        warehouse = WarehouseResource(database=str(settings.warehouse_path))
+        with warehouse.get_connection(read_only=dry_run) as conn:
+            if table_exists(conn, "quarantine.rejects"):
+                reject_rows = {
+                    (source, name): n
+                    for source, name, n in conn.execute(
+                        "SELECT source, file_name, count(*) FROM quarantine.rejects "
+                        "WHERE rejected_at < ? GROUP BY ALL ORDER BY ALL",
+                        [cutoff],
+                    ).fetchall()
+                }
+                for stem in sorted(old_sets):
+                    # published: every row of the set is in the table, as of then or later
+                    staged = lake.read(*STAGED_REJECTS, f"{stem}.rejects.parquet")
+                    conn.register("_staged", staged.select("source", "file_name", "row_number"))
+                    missing = conn.execute(
+                        "SELECT count(*) FROM _staged s WHERE NOT EXISTS (SELECT 1 FROM "
+                        "quarantine.rejects r WHERE r.source = s.source AND "
+                        "r.file_name = s.file_name AND r.row_number = s.row_number "
+                        "AND r.rejected_at >= ?)",
+                        [old_sets[stem]],
+                    ).fetchall()[0][0]
+                    conn.unregister("_staged")
+                    if missing == 0:
+                        published.append(stem)
+                if reject_rows and not dry_run:
+                    run_in_transaction(
+                        conn,
+                        [("DELETE FROM quarantine.rejects WHERE rejected_at < ?", [cutoff])],
+                    )
+    if not dry_run:
+        for path in files:
+            path.unlink(missing_ok=True)
+        for stem in published:
+            for part in ("rejects", "resolved", "files"):
+                lake.delete(*STAGED_REJECTS, f"{stem}.{part}.parquet")
+    return PurgeReport(
+        files=[p.relative_to(settings.data_dir).as_posix() for p in files],
+        reject_rows=reject_rows,
+        staged_sets=published,
+        staged_kept=sorted(set(old_sets) - set(published)),
+    )
+
+
+def print_purge(report: PurgeReport, older_than_days: int, dry_run: bool) -> None:
+    # plain lines, never wrapped: the list of what went is the record an auditor keeps
+    verb = "would delete" if dry_run else "deleted"
+    for name in report.files:
+        click.echo(f"{verb} {name}")
+    for (source, name), n in report.reject_rows.items():
+        click.echo(f"{verb} {n} row(s) of quarantine.rejects from {source}/{name}")
+    for stem in report.staged_sets:
+        click.echo(f"{verb} staged reject set {stem}")
+    for stem in report.staged_kept:
+        click.echo(f"kept staged reject set {stem}: not published yet")
+    click.echo(
+        f"{verb}: {len(report.files)} quarantine file(s), "
+        f"{sum(report.reject_rows.values())} reject row(s), "
+        f"{len(report.staged_sets)} staged reject set(s), older than {older_than_days} day(s)"
+    )
+
+
+@cli.command("purge-quarantine")
+@click.option(
+    "--older-than",
+    "older_than",
+    required=True,
+    type=click.IntRange(min=0),
+    help="Delete what was quarantined or rejected more than N days ago.",
+)
+@click.option("--dry-run", is_flag=True, help="Print what would be deleted; delete nothing.")
+@_guard
+def purge_quarantine_cmd(older_than: int, dry_run: bool) -> None:
+    """Delete quarantined files and reject rows older than N days (they may hold personal data)."""
+    report = do_purge_quarantine(_settings(), older_than, dry_run)
+    print_purge(report, older_than, dry_run)
+
+
+# --------------------------------------------------------------------------- repair
+
+
+#: what a rebuild replaces under ``<lake root>/lake``: the datasets and their bookkeeping,
+#: never ``_rejects`` (staged sets not published yet)
+REBUILT = ("_index", "_pending")
+
+
+def do_repair_lake(settings: Settings) -> list[str]:
+    """Rebuild the lake datasets from ``archive/`` in one ingest pass, then swap them in.
+
+    The lake is derived data: every file it was built from is archived under its own
+    name. The pass runs against a scratch data dir with its own manifest, so the real
+    manifest, archive and quarantine are untouched; then each rebuilt dataset replaces
+    the old one by rename. Returns the datasets replaced.
+    """
+    from assets_pkg.contracts import INGEST_ORDER
+    from assets_pkg.lake.ingest import IngestPass, ingest_lock
+
+    if settings.lake_url.startswith("s3://"):
+        raise CommandError("repair-lake rebuilds a local lake only; ASSETS_PKG_LAKE_URL is s3://")
+    if not settings.archive_dir.is_dir():
+        raise CommandError(f"no archive at {settings.archive_dir}: nothing to rebuild from")
+    lake_dir = Path(settings.lake_url) / "lake"
+    scratch = settings.data_dir / ".repair-lake"
+    with ingest_lock(settings.data_dir):
+        shutil.rmtree(scratch, ignore_errors=True)
+        work = dataclasses.replace(
+            settings, data_dir=scratch / "data", lake_url=str(scratch / "root")
+        )
+        for source in INGEST_ORDER:
+            archived = settings.archive_dir / source
+            if not archived.is_dir():
+                continue
+            target = work.landing_dir / source
+            target.mkdir(parents=True, exist_ok=True)
+            for path in sorted(archived.iterdir()):
+                if path.is_file() and not path.is_symlink():
+                    try:
+                        os.link(path, target / path.name)  # the pass moves it; the archive stays
+                    except OSError:
+                        shutil.copy2(path, target / path.name)
+        IngestPass(work, LakeResource(root=work.lake_url)).run()
+        rebuilt = scratch / "root" / "lake"
+        replaced = []
+        for name in (*INGEST_ORDER, *REBUILT):
+            new, old = rebuilt / name, lake_dir / name
+            if not new.exists() and not old.exists():
+                continue
+            if old.exists():
+                os.replace(old, scratch / f"old-{name}")
+            if new.exists():
+                os.replace(new, old)
+            replaced.append(name)
+        shutil.rmtree(scratch, ignore_errors=True)
+    return replaced
+
+
+@cli.command("repair-lake")
+@_guard
+def repair_lake_cmd() -> None:
+    """Rebuild the lake from archive/ (after a corrupt or missing lake file), then re-run days."""
+    settings = _settings()
+    replaced = do_repair_lake(settings)
+    console.print(
+        f"lake rebuilt from {settings.archive_dir}: {', '.join(replaced) or 'nothing'}; "
+        "now run `assets-pkg backfill` for the failed days",
+        highlight=False,
+    )
 
 
 def main() -> None:

@@ -230,6 +230,9 @@ class IngestPass:
         self.relandings: list[dict] = []
         self.moves: list[tuple[Path, Path]] = []
         self.quarantine_notes: list[tuple[Path, dict]] = []
+        #: index and pending files, written only once every lake partition of the pass is
+        #: (see ``_write_bookkeeping``)
+        self.bookkeeping: dict[tuple[str, ...], pl.DataFrame] = {}
 
     # ---- landing zone
 
@@ -438,7 +441,7 @@ class IngestPass:
                         orders_index = index
                         moved_orders = moved.select("order_id", "date")
                 self._write_partitions(source, dated, ingest_id)
-                self.lake.write(index, "lake", "_index", f"{source}.parquet")
+                self.bookkeeping["lake", "_index", f"{source}.parquet"] = index
                 batch = dated
             report.rows_loaded += batch.height
             all_rejects = pl.concat(rejects) if rejects else pl.DataFrame(schema=REJECT_SCHEMA)
@@ -454,6 +457,7 @@ class IngestPass:
                 (p, self.settings.archive_dir / source / p.name) for p in src.to_archive
             )
 
+        self._write_bookkeeping()
         self._stage_rejects(ingest_id)
         self._finish_files(ingest_id)
         return IngestReport(ingest_id, self.reports)
@@ -491,8 +495,8 @@ class IngestPass:
         self.resolved = resolved.select("_file_name", "_row_number")
         new_orphans = unknown.filter(~pl.col("_pending"))
         report.orphans_pending = unknown.height
-        self.lake.write(
-            unknown.select(list(pending_schema)), "lake", "_pending", "order_items.parquet"
+        self.bookkeeping["lake", "_pending", "order_items.parquet"] = unknown.select(
+            list(pending_schema)
         )
 
         index = self.lake.read(
@@ -535,7 +539,7 @@ class IngestPass:
                     .with_columns(date=pl.coalesce("_new_date", "date"))
                     .drop("_new_date")
                 )
-        self.lake.write(index, "lake", "_index", "order_items.parquet")
+        self.bookkeeping["lake", "_index", "order_items.parquet"] = index
 
         orphan_rejects = new_orphans.select(
             source=pl.lit("order_items"),
@@ -564,6 +568,18 @@ class IngestPass:
             )
             .drop("_order_date")
         )
+
+    def _write_bookkeeping(self) -> None:
+        """Write the version indexes and pending items after every lake partition.
+
+        A pass that fails before this point (a full disk) leaves them as they were, so a
+        re-run sees the same versions, moves and orphans, writes the same files and reports
+        the same days. The orders index goes last: should writing these fail half-way, a
+        re-run still sees a moved order move, and its items follow it again.
+        """
+        orders = ("lake", "_index", "orders.parquet")
+        for parts in sorted(self.bookkeeping, key=lambda p: p == orders):
+            self.lake.write(self.bookkeeping[parts], *parts)
 
     # ---- publishing
 
@@ -654,8 +670,8 @@ def publish_rejects(lake: LakeResource, warehouse: WarehouseResource) -> int:
     before the staged sets are removed only means they are applied again, to the same
     result. Returns the number of sets published.
     """
-    folder = lake.path(*STAGED_REJECTS)
-    stems = sorted(p.name[: -len(".files.parquet")] for p in folder.glob("*.files.parquet"))
+    staged = lake.list_files(*STAGED_REJECTS, suffix=".files.parquet")
+    stems = sorted(name[: -len(".files.parquet")] for name in staged)
     with warehouse.get_connection() as conn:
         ensure_schemas(conn)
         conn.execute(REJECTS_DDL)
@@ -664,7 +680,7 @@ def publish_rejects(lake: LakeResource, warehouse: WarehouseResource) -> int:
         conn.execute("BEGIN TRANSACTION")
         try:
             for stem in stems:
-                files = pl.read_parquet(folder / f"{stem}.files.parquet")
+                files = lake.read(*STAGED_REJECTS, f"{stem}.files.parquet")
                 if files.height:
                     conn.register("_files", files.to_arrow())
                     conn.execute(
@@ -672,14 +688,14 @@ def publish_rejects(lake: LakeResource, warehouse: WarehouseResource) -> int:
                         "WHERE r.source = f.source AND r.file_name = f.file_name"
                     )
                     conn.unregister("_files")
-                rejects = folder / f"{stem}.rejects.parquet"
-                if rejects.exists():
-                    conn.register("_rejects", pl.read_parquet(rejects).to_arrow())
+                rejects = (*STAGED_REJECTS, f"{stem}.rejects.parquet")
+                if lake.exists(*rejects):
+                    conn.register("_rejects", lake.read(*rejects).to_arrow())
                     conn.execute("INSERT INTO quarantine.rejects BY NAME SELECT * FROM _rejects")
                     conn.unregister("_rejects")
-                resolved = folder / f"{stem}.resolved.parquet"
-                if resolved.exists():
-                    conn.register("_resolved", pl.read_parquet(resolved).to_arrow())
+                resolved = (*STAGED_REJECTS, f"{stem}.resolved.parquet")
+                if lake.exists(*resolved):
+                    conn.register("_resolved", lake.read(*resolved).to_arrow())
                     conn.execute(
                         "UPDATE quarantine.rejects r SET resolved_at = v.resolved_at "
                         "FROM _resolved v "
@@ -694,5 +710,5 @@ def publish_rejects(lake: LakeResource, warehouse: WarehouseResource) -> int:
             raise
     for stem in stems:
         for part in ("rejects", "resolved", "files"):
-            (folder / f"{stem}.{part}.parquet").unlink(missing_ok=True)
+            lake.delete(*STAGED_REJECTS, f"{stem}.{part}.parquet")
     return len(stems)

@@ -88,6 +88,16 @@ def _redact(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname or '?'}"
 
 
+def _scrub(text: str, url: str) -> str:
+    """``text`` without the URL's secret parts (some errors quote the URL or its path)."""
+    parts = urllib.parse.urlsplit(url)
+    secrets = [url, parts.netloc, parts.path, parts.query, parts.username, parts.password]
+    secrets += [p for p in parts.path.split("/") if len(p) >= 6]
+    for secret in sorted((s for s in secrets if s and s != "/"), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
 def post_webhook(
     url: str,
     body: str,
@@ -108,7 +118,8 @@ def post_webhook(
     except urllib.error.HTTPError as exc:
         status = exc.code
     except Exception as exc:  # timeout, refused, DNS, TLS, bad URL: never fail the sensor
-        log.warning(f"alert webhook {_redact(url)} failed: {type(exc).__name__}: {exc}")
+        reason = _scrub(f"{type(exc).__name__}: {exc}", url)
+        log.warning(f"alert webhook {_redact(url)} failed: {reason}")
         return False
     if not 200 <= status < 300:
         log.warning(f"alert webhook {_redact(url)} answered HTTP {status}")
@@ -144,13 +155,14 @@ def _partition_fields(tags: Mapping[str, str]) -> dict[str, Any]:
     return fields
 
 
+#: Dagster's wrappers around what a step raised: "error occurred while executing" and,
+#: once a retry policy gives up, "Exceeded max_retries of N"
+WRAPPERS = ("DagsterExecutionStepExecutionError", "RetryRequestedFromPolicy")
+
+
 def _user_error(error: SerializableErrorInfo | None) -> SerializableErrorInfo | None:
-    """The exception the step raised, not Dagster's "error occurred while executing" wrapper."""
-    while (
-        error is not None
-        and error.cause is not None
-        and error.cls_name == "DagsterExecutionStepExecutionError"
-    ):
+    """The exception the step raised, not the wrappers Dagster puts around it."""
+    while error is not None and error.cause is not None and error.cls_name in WRAPPERS:
         error = error.cause
     return error
 

@@ -1,6 +1,7 @@
 """Staging assets: typed, one row per key, Parquet partitioned by business date."""
 
 import datetime as dt
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -69,11 +70,83 @@ def _asset_args(source: str) -> dict:
     }
 
 
+class LakeDataError(dg.Failure):
+    """Lake data staging cannot trust: a corrupt file, or live rows the lake no longer has.
+
+    Retrying reads the same bytes again, so the step fails at once; the lake is rebuilt
+    from ``archive/`` (``assets-pkg repair-lake``) and the days are run again.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            description=f"{message} (a permanent error: not retried)", allow_retries=False
+        )
+
+
+REPAIR_HINT = (
+    "rebuild the lake from archive/ with `assets-pkg repair-lake`, then run these days again"
+)
+
+
+def _corrupt_file(lake: LakeResource, files: list, error: Exception) -> LakeDataError:
+    """Name the file behind a Polars decode error (only on the failure path: reads each file)."""
+    for path in files:
+        try:
+            pl.read_parquet(path, storage_options=lake.storage_options())
+        except pl.exceptions.PolarsError as exc:
+            return LakeDataError(
+                f"lake file {path} is corrupt ({type(exc).__name__}: {exc}); {REPAIR_HINT}"
+            )
+    return LakeDataError(
+        f"the lake could not be decoded ({type(error).__name__}: {error}); {REPAIR_HINT}"
+    )
+
+
+def collect_lake(lake: LakeResource, frame: pl.LazyFrame, files: list) -> pl.DataFrame:
+    """Collect a frame over lake files, turning a decode error into one naming the file."""
+    try:
+        return frame.collect(engine="streaming")
+    except pl.exceptions.PolarsError as exc:
+        raise _corrupt_file(lake, files, exc) from exc
+
+
+def check_complete(
+    source: str,
+    index: pl.LazyFrame,
+    found: dict[dt.date, int],
+    days: list[dt.date],
+    files: list,
+) -> None:
+    """Fail when the lake holds fewer live rows for a day than the version index records.
+
+    A deleted partition folder (or file) would otherwise stage as an empty day and wipe
+    that day from the warehouse and the marts.
+    """
+    expected = dict(
+        index.filter(pl.col("date").is_in(days)).group_by("date").len().collect().iter_rows()
+    )
+    short = [d for d in days if found.get(d, 0) < expected.get(d, 0)]
+    if not short:
+        return
+    present = {Path(f).parent.name for f in files}
+    details = []
+    for day in short:
+        folder = f"lake/{source}/{partition_dir(day)}"
+        state = "is missing" if partition_dir(day) not in present else "lacks rows"
+        details.append(
+            f"{day}: {folder} {state} ({expected[day]} live rows in the version index, "
+            f"{found.get(day, 0)} found)"
+        )
+    raise LakeDataError(
+        f"{source}: lake data missing for {len(short)} day(s): {'; '.join(details)}; "
+        f"nothing was staged for these days; {REPAIR_HINT}"
+    )
+
+
 def scan_index(lake: LakeResource, contract: SourceContract) -> pl.LazyFrame:
-    path = lake.path("lake", "_index", f"{contract.name}.parquet")
-    if path.exists():
-        return pl.scan_parquet(path)
-    return pl.LazyFrame(schema=index_schema(contract))
+    return lake.scan_file(
+        "lake", "_index", f"{contract.name}.parquet", schema=index_schema(contract)
+    )
 
 
 def _fact_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
@@ -93,10 +166,15 @@ def _fact_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
             preview = pl.DataFrame(schema=schema)
             for chunk in chunks(days, CHUNK_DAYS):
                 rows = lake.scan(f"lake/{source}", chunk, contract.schema())
-                df = transforms.live_versions(contract, rows, index, chunk).collect(
-                    engine="streaming"
+                files = lake.partition_files(f"lake/{source}", chunk)
+                df = collect_lake(
+                    lake, transforms.live_versions(contract, rows, index, chunk), files
                 )
                 by_day = {d: g for (d,), g in df.partition_by(date_col, as_dict=True).items()}
+                # before any write: a short day must not replace good staging with nothing
+                check_complete(
+                    source, index, {d: g.height for d, g in by_day.items()}, chunk, files
+                )
                 for day in chunk:
                     part = by_day.get(day, pl.DataFrame(schema=schema))
                     lake.write(part, "staging", name, partition_dir(day), "data.parquet")
@@ -128,7 +206,8 @@ def _dimension_asset(source: str) -> dg.AssetsDefinition:
     def _asset(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         with storage_errors():
             rows = lake.scan(f"lake/{source}", None, contract.schema())
-            df = transforms.latest_snapshots(contract, rows).collect(engine="streaming")
+            files = lake.dataset_files(f"lake/{source}")
+            df = collect_lake(lake, transforms.latest_snapshots(contract, rows), files)
             lake.write(df, "staging", name, "data.parquet")
             duplicates, null_keys = frame_key_stats(df, list(contract.key))
             context.log.info(f"{name}: {df.height} snapshots")

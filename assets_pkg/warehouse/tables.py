@@ -118,6 +118,18 @@ def _stats(
     return total, total - distinct, nulls
 
 
+def validate_identifiers(spec: TableSpec) -> None:
+    """Every name this module splices into SQL, checked once when the definitions load.
+
+    Values always travel as bound parameters; names cannot, so only plain lower-case
+    identifiers get this far, whoever writes the next spec.
+    """
+    names = [spec.table, *spec.key, *spec.not_null_columns, *spec.staged]
+    names += [n for n in (spec.date_column, spec.realtime_table) if n]
+    for name in names:
+        check_identifier(name)
+
+
 def build_table_asset(
     spec: TableSpec,
     partitions_def: dg.PartitionsDefinition | None,
@@ -129,6 +141,7 @@ def build_table_asset(
     ``dimensions`` are the undated tables a dated one reads: automation does not follow
     them (see ``assets_pkg.automation``).
     """
+    validate_identifiers(spec)
     key = spec.asset_key
     dated = spec.date_column is not None
 
