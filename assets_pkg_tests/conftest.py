@@ -96,3 +96,53 @@ def wait_for_run_start(
         assert time.monotonic() < deadline, f"the run of process {proc.pid} never started"
         time.sleep(0.01)
     return True
+
+
+# Reliability runs: short in CI, longer on request.
+#   --soak-seconds N  (or ASSETS_PKG_SOAK_SECONDS=N)  how long test_soak lands files (45)
+#   --crash-kills N   (or ASSETS_PKG_CRASH_KILLS=N)   daemon kills in test_daemon_crash (3)
+# The command-line option wins over the environment variable.
+SOAK_SECONDS_DEFAULT = 45.0
+CRASH_KILLS_DEFAULT = 3
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("assets_pkg reliability")
+    group.addoption(
+        "--soak-seconds",
+        type=float,
+        default=None,
+        help=f"seconds the soak test lands files (env ASSETS_PKG_SOAK_SECONDS; "
+        f"default {SOAK_SECONDS_DEFAULT:g})",
+    )
+    group.addoption(
+        "--crash-kills",
+        type=int,
+        default=None,
+        help=f"times the daemon crash test kills the daemon (env ASSETS_PKG_CRASH_KILLS; "
+        f"default {CRASH_KILLS_DEFAULT})",
+    )
+
+
+@pytest.fixture
+def soak_seconds(request: pytest.FixtureRequest) -> float:
+    """How long the soak test lands files."""
+    import os
+
+    value = request.config.getoption("--soak-seconds")
+    if value is None:
+        value = float(os.environ.get("ASSETS_PKG_SOAK_SECONDS", SOAK_SECONDS_DEFAULT))
+    assert value > 0, "--soak-seconds must be positive"
+    return value
+
+
+@pytest.fixture
+def crash_kills(request: pytest.FixtureRequest) -> int:
+    """How many times the daemon crash test kills the daemon."""
+    import os
+
+    value = request.config.getoption("--crash-kills")
+    if value is None:
+        value = int(os.environ.get("ASSETS_PKG_CRASH_KILLS", CRASH_KILLS_DEFAULT))
+    assert value > 0, "--crash-kills must be positive"
+    return value

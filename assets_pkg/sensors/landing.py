@@ -25,6 +25,7 @@ import dagster as dg
 
 from assets_pkg.config import Settings
 from assets_pkg.contracts import INGEST_ORDER
+from assets_pkg.instance import reap_dead_runs
 from assets_pkg.lake.ingest import landed_files, sha256_of
 from assets_pkg.lake.manifest import Manifest
 from assets_pkg.resources import PlatformResource
@@ -127,6 +128,10 @@ def build_landing_sensor(settings: Settings) -> dg.SensorDefinition:
         hashes: dict[str, list] = state.get("hashes", {})
         settings = platform.settings()
 
+        # a daemon killed mid-run leaves its runs STARTED, holding their pool slots and
+        # places under the run limit, and their batches in flight: nothing would move again
+        for run_id in reap_dead_runs(context.instance):
+            context.log.warning(f"marked run {run_id} failed: its process is gone")
         now = time.time()
         for key, batch_state in list(inflight.items()):
             status = _run_status(context.instance, key)
