@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -596,25 +595,16 @@ def readme_block(r: dict[str, Any]) -> str:
     return "\n\n".join(paragraphs)
 
 
-def _plain(text: str) -> str:
-    return text.replace("**", "").replace("`", "").replace("*", "")
-
-
 def print_table(r: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(width=None if sys.stdout.isatty() else 120)
     headers, rows = table_rows(r)
     c = r["config"]
-    table = Table(title=f"backfill of {c['days']} daily partitions, --scale {c['scale']}")
-    for i, h in enumerate(headers):
-        table.add_column(h, justify="right" if i in RIGHT else "left")
-    for row in rows:
-        table.add_row(*[_plain(x) for x in row])
-    console.print(table)
-    for paragraph in [common.machine_line(r["machine"]), *notes(r)]:
-        console.print(_plain(paragraph), highlight=False)
+    common.print_results(
+        f"backfill of {c['days']} daily partitions, --scale {c['scale']}",
+        headers,
+        rows,
+        RIGHT,
+        [common.machine_line(r["machine"]), *notes(r)],
+    )
 
 
 # --------------------------------------------------------------------------- CLI

@@ -500,6 +500,34 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right:
     return "\n".join("| " + " | ".join(str(c) for c in line) + " |" for line in lines)
 
 
+def plain(text: str) -> str:
+    """Markdown emphasis and code marks removed, for the terminal."""
+    return text.replace("**", "").replace("`", "").replace("*", "")
+
+
+def print_results(
+    title: str,
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    right: set[int],
+    paragraphs: Sequence[str],
+    width: int = 120,
+) -> None:
+    """The results table and its notes on the terminal (rich), as the README shows them."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else width)
+    table = Table(title=title)
+    for i, h in enumerate(headers):
+        table.add_column(h, justify="right" if i in right else "left")
+    for row in rows:
+        table.add_row(*[plain(x) for x in row])
+    console.print(table)
+    for paragraph in paragraphs:
+        console.print(plain(paragraph), highlight=False)
+
+
 # --------------------------------------------------------------------------- README blocks
 
 

@@ -831,23 +831,15 @@ def readme_block(r: dict[str, Any]) -> str:
     )
 
 
-def _plain(text: str) -> str:
-    return text.replace("**", "").replace("`", "").replace("*", "")
-
-
 def print_table(r: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(width=None if sys.stdout.isatty() else 160)
-    table = Table(title="landing-to-visible latency of the streaming ingest")
-    for i, h in enumerate(HEADERS):
-        table.add_column(h, justify="right" if i in RIGHT - {0} else "left")
-    for row in table_rows(r):
-        table.add_row(*[_plain(x) for x in row])
-    console.print(table)
-    for paragraph in [common.machine_line(r["machine"]), *notes(r)]:
-        console.print(_plain(paragraph), highlight=False)
+    common.print_results(
+        "landing-to-visible latency of the streaming ingest",
+        HEADERS,
+        table_rows(r),
+        RIGHT - {0},
+        [common.machine_line(r["machine"]), *notes(r)],
+        width=160,
+    )
 
 
 # --------------------------------------------------------------------------- CLI
