@@ -215,7 +215,10 @@ def readme_block(r: dict[str, Any]) -> str:
         f"{o['days']} days at scale {o['scale']}, one `assets-pkg backfill` run "
         f"(ASSETS_PKG_EXECUTOR=celery, redis on loopback, one process per worker); "
         f"{common.machine_line(r['machine'])}\n\n{table}\n\n"
-        f"2 vs 1 default workers: {common.fmt_ratio(r['speedup_2_vs_1'])} faster "
+        f"Speed-up of 2 over 1 default workers (1-worker time / 2-worker time): "
+        f"{common.fmt_ratio(r['speedup_2_vs_1'])}; below 1 means the second worker cost more "
+        "than it saved, as on a 2-core machine where the workers, redis and the orchestrating "
+        "process share the cores "
         "(only the 6 staging steps can use the second worker; the 10 warehouse and mart "
         "steps run one at a time on the warehouse worker)."
     )

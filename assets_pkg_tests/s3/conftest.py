@@ -195,7 +195,7 @@ class FaultProxy:
             return [r for r in self.log if r.method == method and path_contains in r.path]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def moto_port() -> Iterator[int]:
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
@@ -204,7 +204,7 @@ def moto_port() -> Iterator[int]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def fault_proxy(moto_port: int) -> Iterator[FaultProxy]:
     proxy = FaultProxy(moto_port)
     proxy.thread.start()

@@ -420,7 +420,8 @@ def _append_many(path: str, worker: int, count: int) -> None:
 
 def test_concurrent_writers_never_interleave_lines(tmp_path):
     path = tmp_path / "alerts" / "alerts.jsonl"  # the folder does not exist yet
-    ctx = multiprocessing.get_context("fork")
+    # spawn, not fork: a server thread another test left running could hold a lock at fork
+    ctx = multiprocessing.get_context("spawn")
     workers = [ctx.Process(target=_append_many, args=(str(path), w, 50)) for w in range(4)]
     for p in workers:
         p.start()
