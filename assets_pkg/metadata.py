@@ -72,6 +72,35 @@ def duckdb_table_schema(
     )
 
 
+def with_constraints(schema: dg.TableSchema, contract) -> dg.TableSchema:
+    """A schema read from the warehouse, annotated with the contract's descriptions and rules.
+
+    Types and nullability stay as the table has them (so a drifted table shows as it is);
+    columns the contract does not know are kept, undescribed.
+    """
+    declared = {c.name: c for c in contract.columns}
+    columns = []
+    for col in schema.columns:
+        rule = declared.get(col.name)
+        if rule is None:
+            columns.append(col)
+            continue
+        constraints = rule.constraints(contract.key)
+        columns.append(
+            dg.TableColumn(
+                name=col.name,
+                type=col.type,
+                description=rule.description,
+                constraints=dg.TableColumnConstraints(
+                    nullable=col.constraints.nullable,
+                    unique=constraints.unique,
+                    other=constraints.other,
+                ),
+            )
+        )
+    return dg.TableSchema(columns=columns)
+
+
 def ddl_table_schema(
     ddl: str, table: str, descriptions: dict[str, str] | None = None
 ) -> dg.TableSchema:

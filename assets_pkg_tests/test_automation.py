@@ -83,6 +83,9 @@ def test_late_data_for_an_old_day_flows_to_that_day_only(platform):
         "fct_orders": ["2024-03-02"],
         "daily_sales": ["2024-03-02"],
         "daily_sales_by_category": ["2024-03-02"],
+        # payments are checked against their orders (referential integrity)
+        "fct_payments": ["2024-03-02"],
+        "daily_payments": ["2024-03-02"],
     }
     _run(defs, instance, set(requested), partition_key="2024-03-02")
     assert _requested(defs, instance, cursor)[0] == {}

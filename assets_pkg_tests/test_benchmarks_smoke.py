@@ -156,3 +156,61 @@ def test_ingest_latency_smoke_counts_every_event_once(tmp_path):
     assert text.startswith("# Benchmarks\n\nhand-written intro\n")
     assert text.count("<!-- results:ingest_latency:begin") == 1
     assert "| 4/s | 5 | 1 s |" in text
+
+
+# --------------------------------------------------------------------------- check_cost
+
+
+def test_check_cost_is_listed_and_its_smoke_preset():
+    from benchmarks import check_cost
+
+    assert "check_cost" in discover()
+    args = build_parser().parse_args(["check_cost", "--smoke"])
+    options = check_cost.options_from(args)
+    assert (options.short_days, options.long_days) == (10, 20)
+    assert args.readme is None and args.smoke  # main() then skips the README
+    defaults = check_cost.options_from(build_parser().parse_args(["check_cost"]))
+    assert (defaults.short_days, defaults.long_days) == (30, 365)
+
+
+def test_check_cost_smoke_reports_every_table_and_ratio(tmp_path):
+    """Two tiny histories, one day's checks timed on each: rows and ratios, no time asserted."""
+    from assets_pkg.marts.assets import MART_TABLES
+    from assets_pkg.warehouse.assets import WAREHOUSE_TABLES
+    from benchmarks import check_cost
+
+    readme_before = common.README.read_bytes() if common.README.exists() else None
+    options = check_cost.Options(
+        short_days=4, long_days=8, scale=0.1, repeats=1, run_repeats=1, workdir=tmp_path
+    )
+    result = check_cost.run(options)
+    after = common.README.read_bytes() if common.README.exists() else None
+    assert after == readme_before, "run() must never write benchmarks/README.md"
+
+    dated = {s.table for s in [*WAREHOUSE_TABLES, *MART_TABLES] if s.date_column is not None}
+    assert set(result["tables"]) == dated
+    for table, row in result["tables"].items():
+        for part in ("stage", "build", "check"):
+            assert row[part]["short_s"] > 0 and row[part]["long_s"] > 0, (table, part)
+            assert row[part]["ratio"] > 0
+        info = row["info"]
+        assert info["short"]["table_days"] <= 4 and info["long"]["table_days"] <= 8
+        assert info["long"]["table_rows"] > info["short"]["table_rows"]
+        assert info["short"]["results"] > 0 and "completeness" in info["short"]["rules"]
+    assert "drift" in result["tables"]["warehouse.fct_orders"]["info"]["long"]["rules"]
+    for key in ("all_checks", "one_day_run"):
+        assert result[key]["ratio"] > 0
+    assert result["control"]["all"]["ratio"] > 0
+    assert len(result["one_day_run"]["long_walls_s"]) == 1
+
+    headers, rows = check_cost.table_rows(result)
+    assert len(rows) == len(dated) + 3  # the tables, all of them, control, one-day run
+    assert all(len(r) == len(headers) for r in rows)
+    readme = tmp_path / "README.md"
+    readme.write_text("# Benchmarks\n\nhand-written intro\n")
+    for _ in range(2):
+        common.update_readme("check_cost", check_cost.readme_block(result), readme)
+    text = readme.read_text()
+    assert text.startswith("# Benchmarks\n\nhand-written intro\n")
+    assert text.count("<!-- results:check_cost:begin") == 1
+    assert "| `marts.daily_sales` | 1 / 1 |" in text and "| checks 8/4 |" in text

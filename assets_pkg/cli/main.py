@@ -50,17 +50,28 @@ class RunOutcome:
     reason: str
 
 
-def _failure_reason(result: dg.ExecuteInProcessResult | dg.JobExecutionResult) -> str:
-    """The first failed step or blocking check, as one line."""
+def _failed_error_checks(result: dg.ExecuteInProcessResult | dg.JobExecutionResult) -> list[str]:
+    """Every ERROR check that failed in the run, as ``check on asset: what failed``."""
+    failed = []
     for event in result.all_events:
         if event.event_type_value == "ASSET_CHECK_EVALUATION":
             data = event.event_specific_data
             evaluation = getattr(data, "evaluation", data)
             if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
-                return (
+                detail = (evaluation.description or "").split("; ")[0]
+                failed.append(
                     f"check {evaluation.check_name} on {evaluation.asset_key.to_user_string()} "
-                    f"failed"
+                    f"failed" + (f" ({detail})" if detail else "")
                 )
+    return failed
+
+
+def _failure_reason(result: dg.ExecuteInProcessResult | dg.JobExecutionResult) -> str:
+    """The first failed step or ERROR check, as one line."""
+    failed = _failed_error_checks(result)
+    if failed:
+        extra = f" and {len(failed) - 1} more failed check(s)" if len(failed) > 1 else ""
+        return failed[0] + extra
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":
             error = event.event_specific_data.error
@@ -143,9 +154,9 @@ def _execute(
     result = outcome["result"]
     if isinstance(result, BaseException):
         raise result
-    return RunOutcome(
-        result.success, result.run_id, "" if result.success else _failure_reason(result)
-    )
+    # an ERROR check that held a day back fails the command, though the other days published
+    success = result.success and not _failed_error_checks(result)
+    return RunOutcome(success, result.run_id, "" if success else _failure_reason(result))
 
 
 #: tags a run started by ``execute_job`` so that the command can follow its progress
@@ -591,6 +602,11 @@ def repair_lake_cmd() -> None:
 def main() -> None:
     cli(prog_name="assets-pkg")
 
+
+# imported last: quality.py reads this module's helpers when it runs
+from assets_pkg.cli.quality import quality_cmd  # noqa: E402
+
+cli.add_command(quality_cmd)
 
 if __name__ == "__main__":
     main()

@@ -5,6 +5,8 @@ counts as HUGEINT) and rounded half away from zero by ``exact_div``, because Duc
 computes DECIMAL / DECIMAL as DOUBLE.
 """
 
+from assets_pkg.contracts import TABLES
+
 # round(n / d) half away from zero, for integers
 EXACT_DIV_MACRO = """
 CREATE OR REPLACE TEMP MACRO exact_div(n, d) AS
@@ -17,16 +19,7 @@ _CENTS = "CAST(({x}) * 100 AS HUGEINT)"
 
 SALE_FILTER = "o.status IN ('placed', 'shipped', 'delivered') AND o.item_count > 0"
 
-DAILY_SALES_DDL = """
-CREATE TABLE IF NOT EXISTS marts.daily_sales (
-    order_date    DATE NOT NULL,
-    revenue       DECIMAL(18,2) NOT NULL,
-    cost          DECIMAL(18,2),
-    gross_profit  DECIMAL(18,2),
-    profit_margin DECIMAL(9,4),
-    order_count   BIGINT NOT NULL
-)
-"""
+DAILY_SALES_DDL = TABLES["marts.daily_sales"].ddl()
 
 DAILY_SALES_SELECT = f"""
 WITH d AS (
@@ -49,15 +42,7 @@ FROM d
 ORDER BY order_date
 """
 
-DAILY_SALES_BY_CATEGORY_DDL = """
-CREATE TABLE IF NOT EXISTS marts.daily_sales_by_category (
-    date             DATE NOT NULL,
-    product_category VARCHAR,
-    total_sales      DECIMAL(18,2) NOT NULL,
-    order_count      BIGINT NOT NULL,
-    avg_order_value  DECIMAL(18,2) NOT NULL
-)
-"""
+DAILY_SALES_BY_CATEGORY_DDL = TABLES["marts.daily_sales_by_category"].ddl()
 
 DAILY_SALES_BY_CATEGORY_SELECT = f"""
 WITH d AS (
@@ -78,15 +63,7 @@ FROM d
 ORDER BY date, product_category NULLS LAST
 """
 
-DAILY_PAYMENTS_DDL = """
-CREATE TABLE IF NOT EXISTS marts.daily_payments (
-    paid_date       DATE NOT NULL,
-    method          VARCHAR,
-    settled_amount  DECIMAL(18,2) NOT NULL,
-    refunded_amount DECIMAL(18,2) NOT NULL,
-    payment_count   BIGINT NOT NULL
-)
-"""
+DAILY_PAYMENTS_DDL = TABLES["marts.daily_payments"].ddl()
 
 DAILY_PAYMENTS_SELECT = """
 SELECT paid_date, method,
@@ -101,17 +78,7 @@ GROUP BY paid_date, method
 ORDER BY paid_date, method NULLS LAST
 """
 
-DAILY_FUNNEL_DDL = """
-CREATE TABLE IF NOT EXISTS marts.daily_funnel (
-    date            DATE NOT NULL,
-    sessions        BIGINT NOT NULL,
-    product_views   BIGINT NOT NULL,
-    add_to_cart     BIGINT NOT NULL,
-    checkouts       BIGINT NOT NULL,
-    purchases       BIGINT NOT NULL,
-    conversion_rate DECIMAL(9,4)
-)
-"""
+DAILY_FUNNEL_DDL = TABLES["marts.daily_funnel"].ddl()
 
 DAILY_FUNNEL_SELECT = """
 WITH d AS (

@@ -8,6 +8,7 @@ import dagster as dg
 from pydantic import Field
 
 from assets_pkg.config import Settings, load_settings
+from assets_pkg.quality.config import QualityResource, load_quality
 from assets_pkg.resources.lake import LakeResource
 from assets_pkg.resources.warehouse import WarehouseResource
 
@@ -76,7 +77,14 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
         "warehouse": WarehouseResource(database=str(settings.warehouse_path)),
         # the speed layer's own file, so its writes never queue behind a warehouse step
         "realtime": WarehouseResource(database=str(settings.realtime_path), lock_timeout_s=60),
+        "quality": load_quality(),
     }
 
 
-__all__ = ["LakeResource", "PlatformResource", "WarehouseResource", "build_resources"]
+__all__ = [
+    "LakeResource",
+    "PlatformResource",
+    "QualityResource",
+    "WarehouseResource",
+    "build_resources",
+]

@@ -16,7 +16,7 @@ import dagster as dg
 from assets_pkg.jobs import DAILY_PIPELINE
 from assets_pkg.partitions import range_tags
 from assets_pkg.resources import PlatformResource
-from assets_pkg.warehouse.assets import DIM_PRODUCT, FCT_ORDER_ITEMS
+from assets_pkg.warehouse.assets import DIM_PRODUCT, FCT_ORDER_ITEMS, FCT_PAYMENTS
 from assets_pkg.warehouse.tables import CHANGED_FROM
 
 
@@ -70,7 +70,11 @@ def dimension_change_sensor(context: dg.SensorEvaluationContext, platform: Platf
     days = [
         d for d in stale_days(context.instance, record.storage_id, first) if settings.in_range(d)
     ]
-    selection = dg.AssetSelection.assets(FCT_ORDER_ITEMS.asset_key).downstream()
+    # payments follow fct_orders only to be checked against it: products change none of them
+    selection = (
+        dg.AssetSelection.assets(FCT_ORDER_ITEMS.asset_key).downstream()
+        - dg.AssetSelection.assets(FCT_PAYMENTS.asset_key).downstream()
+    )
     keys = sorted(selection.resolve(context.repository_def.asset_graph))
     requests = [
         dg.RunRequest(

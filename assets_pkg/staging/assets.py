@@ -4,6 +4,7 @@ import datetime as dt
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import polars as pl
 
 from assets_pkg.automation import follow_upstream
@@ -13,11 +14,33 @@ from assets_pkg.checks import (
     key_check_results,
     key_check_specs,
 )
-from assets_pkg.contracts import DIMENSION_SOURCES, FACT_SOURCES, SOURCES, SourceContract
+from assets_pkg.contracts import (
+    DIMENSION_SOURCES,
+    FACT_SOURCES,
+    SOURCES,
+    SourceContract,
+    TableContract,
+    staging_contract,
+)
 from assets_pkg.lake.ingest import index_schema
 from assets_pkg.metadata import frame_schema, materialization_metadata, record_daily_counts
 from assets_pkg.partitions import chunks, run_days
+from assets_pkg.quality.checks import (
+    DayResult,
+    completeness,
+    reject_rate,
+    schema_change,
+    validity,
+)
+from assets_pkg.quality.config import QualityResource
+from assets_pkg.quality.results import (
+    held_back,
+    profile,
+    quality_check_results,
+    quality_check_specs,
+)
 from assets_pkg.resources.lake import LakeResource, partition_dir
+from assets_pkg.resources.warehouse import WarehouseResource, table_exists
 from assets_pkg.retries import STORAGE_RETRY, storage_errors
 from assets_pkg.staging import transforms
 
@@ -149,49 +172,143 @@ def scan_index(lake: LakeResource, contract: SourceContract) -> pl.LazyFrame:
     )
 
 
+FACT_RULES = ["completeness", "validity", "reject_rate", "schema_change"]
+DIMENSION_RULES = ["completeness", "validity", "schema_change"]
+
+
+def reject_counts(
+    warehouse: WarehouseResource, source: str, days: list[dt.date]
+) -> dict[dt.date, int]:
+    """Unresolved rejects of a source per day (``quarantine.rejects``), one short read."""
+    with warehouse.get_connection() as conn:
+        if not table_exists(conn, "quarantine.rejects"):
+            return {}
+        return dict(
+            conn.execute(
+                "SELECT partition_date, count(*) FROM quarantine.rejects "
+                "WHERE source = ? AND resolved_at IS NULL AND partition_date BETWEEN ? AND ? "
+                "GROUP BY 1",
+                [source, days[0], days[-1]],
+            ).fetchall()
+        )
+
+
+def check_candidate(
+    conn: duckdb.DuckDBPyConnection,
+    contract: TableContract,
+    frame: pl.DataFrame,
+    days: list[dt.date] | None,
+    quality: QualityResource,
+) -> list[DayResult]:
+    """Completeness and validity of rows about to be staged, per day."""
+    conn.register("_candidate", frame)
+    try:
+        return completeness(conn, "_candidate", contract, days, quality) + validity(
+            conn, "_candidate", contract, days, quality
+        )
+    finally:
+        conn.unregister("_candidate")
+
+
+def staged_profile(lake: LakeResource, source: str, days: list[dt.date] | None) -> dg.MetadataValue:
+    """Per-column profile of what the staging table now holds for the run's days."""
+    contract = SOURCES[source]
+    frame = lake.scan(f"staging/stg_{source}", days, transforms.staging_schema(contract))
+    with duckdb.connect() as conn:
+        conn.register("_staged", frame)
+        return profile(conn, "SELECT * FROM _staged", [])
+
+
+def _schema_result(
+    context: dg.AssetExecutionContext, key: dg.AssetKey, frame: pl.DataFrame, quality
+) -> DayResult:
+    current = [(c.name, c.type, c.constraints.nullable) for c in frame_schema(frame.schema).columns]
+    event = context.instance.get_latest_materialization_event(key)
+    materialization = event.asset_materialization if event else None
+    previous = materialization.metadata.get("candidate_schema") if materialization else None
+    before = None
+    if previous is not None:
+        before = [(c.name, c.type, c.constraints.nullable) for c in previous.value.columns]
+    return schema_change(before, current, quality.schema_change_severity)
+
+
 def _fact_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     contract = SOURCES[source]
+    table = staging_contract(contract)
     key = staging_key(source)
     name = key.path[-1]
     date_col = transforms.DATE_COLUMN[source]
     schema = transforms.staging_schema(contract)
+    args = _asset_args(source)
+    args["check_specs"] = args["check_specs"] + quality_check_specs(key, FACT_RULES)
 
-    @dg.asset(partitions_def=partitions_def, **_asset_args(source))
-    def _asset(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    @dg.asset(partitions_def=partitions_def, **args)
+    def _asset(
+        context: dg.AssetExecutionContext,
+        lake: LakeResource,
+        warehouse: WarehouseResource,
+        quality: QualityResource,
+    ) -> dg.MaterializeResult:
         with storage_errors():
             days = run_days(context)
             index = scan_index(lake, contract)
+            rejects = reject_counts(warehouse, source, days)
             counts: dict[dt.date, int] = {}
             duplicates = null_keys = 0
             preview = pl.DataFrame(schema=schema)
-            for chunk in chunks(days, CHUNK_DAYS):
-                rows = lake.scan(f"lake/{source}", chunk, contract.schema())
-                files = lake.partition_files(f"lake/{source}", chunk)
-                df = collect_lake(
-                    lake, transforms.live_versions(contract, rows, index, chunk), files
-                )
-                by_day = {d: g for (d,), g in df.partition_by(date_col, as_dict=True).items()}
-                # before any write: a short day must not replace good staging with nothing
-                check_complete(
-                    source, index, {d: g.height for d, g in by_day.items()}, chunk, files
-                )
-                for day in chunk:
-                    part = by_day.get(day, pl.DataFrame(schema=schema))
-                    lake.write(part, "staging", name, partition_dir(day), "data.parquet")
-                    counts[day] = part.height
-                dup, nulls = frame_key_stats(df, list(contract.key))
-                duplicates += dup
-                null_keys += nulls
-                if preview.height == 0:
-                    preview = df.head(5)
+            results: list[DayResult] = []
+            held: set = set()
+            with duckdb.connect() as conn:
+                for chunk in chunks(days, CHUNK_DAYS):
+                    rows = lake.scan(f"lake/{source}", chunk, contract.schema())
+                    files = lake.partition_files(f"lake/{source}", chunk)
+                    df = collect_lake(
+                        lake, transforms.live_versions(contract, rows, index, chunk), files
+                    )
+                    by_day = {d: g for (d,), g in df.partition_by(date_col, as_dict=True).items()}
+                    # before any write: a short day must not replace good staging with nothing
+                    check_complete(
+                        source, index, {d: g.height for d, g in by_day.items()}, chunk, files
+                    )
+                    checked = check_candidate(conn, table, df, chunk, quality)
+                    checked += reject_rate(
+                        {d: g.height for d, g in by_day.items()}, rejects, chunk, quality
+                    )
+                    results += checked
+                    chunk_held = held_back(checked)
+                    held |= chunk_held
+                    for day in chunk:
+                        if day in chunk_held:
+                            continue  # write, check, publish: the previous day stays
+                        part = by_day.get(day, pl.DataFrame(schema=schema))
+                        lake.write(part, "staging", name, partition_dir(day), "data.parquet")
+                        counts[day] = part.height
+                    dup, nulls = frame_key_stats(df, list(contract.key))
+                    duplicates += dup
+                    null_keys += nulls
+                    if preview.height == 0:
+                        preview = df.head(5)
+            results.append(_schema_result(context, key, preview, quality))
             total = sum(counts.values())
             record_daily_counts(context, counts)
-            context.log.info(f"{name}: {total} rows over {len(days)} day(s)")
+            context.log.info(f"{name}: {total} rows over {len(counts)} day(s)")
+            metadata = materialization_metadata(preview, total, _schema(contract), counts)
+            metadata["candidate_schema"] = frame_schema(preview.schema)
+            metadata["profile"] = staged_profile(lake, source, days)
+            if held:
+                metadata["held_back_days"] = dg.MetadataValue.json(
+                    sorted(d.isoformat() for d in held)
+                )
+                context.log.warning(
+                    f"{name}: held back {len(held)} day(s) that failed an ERROR check; "
+                    "they keep their previous rows"
+                )
             return dg.MaterializeResult(
-                metadata=materialization_metadata(preview, total, _schema(contract), counts),
+                metadata=metadata,
                 check_results=key_check_results(
                     key, list(contract.key), duplicates, null_keys, total
-                ),
+                )
+                + quality_check_results(key, FACT_RULES, results),
             )
 
     return _asset
@@ -199,23 +316,43 @@ def _fact_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
 
 def _dimension_asset(source: str) -> dg.AssetsDefinition:
     contract = SOURCES[source]
+    table = staging_contract(contract)
     key = staging_key(source)
     name = key.path[-1]
+    args = _asset_args(source)
+    args["check_specs"] = args["check_specs"] + quality_check_specs(key, DIMENSION_RULES)
 
-    @dg.asset(**_asset_args(source))
-    def _asset(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    @dg.asset(**args)
+    def _asset(
+        context: dg.AssetExecutionContext, lake: LakeResource, quality: QualityResource
+    ) -> dg.MaterializeResult:
         with storage_errors():
             rows = lake.scan(f"lake/{source}", None, contract.schema())
             files = lake.dataset_files(f"lake/{source}")
             df = collect_lake(lake, transforms.latest_snapshots(contract, rows), files)
-            lake.write(df, "staging", name, "data.parquet")
+            with duckdb.connect() as conn:
+                results = check_candidate(conn, table, df, None, quality)
+            held = held_back(results)
+            if not held:
+                lake.write(df, "staging", name, "data.parquet")
+            else:
+                context.log.warning(f"{name}: failed an ERROR check; the previous snapshot stays")
+            results.append(_schema_result(context, key, df, quality))
             duplicates, null_keys = frame_key_stats(df, list(contract.key))
             context.log.info(f"{name}: {df.height} snapshots")
+            metadata = materialization_metadata(df, df.height, _schema(contract))
+            metadata["candidate_schema"] = frame_schema(df.schema)
+            with duckdb.connect() as conn:
+                conn.register("_staged", df)
+                metadata["profile"] = profile(conn, "SELECT * FROM _staged", [])
+            if held:
+                metadata["held_back_days"] = dg.MetadataValue.json(["all"])
             return dg.MaterializeResult(
-                metadata=materialization_metadata(df, df.height, _schema(contract)),
+                metadata=metadata,
                 check_results=key_check_results(
                     key, list(contract.key), duplicates, null_keys, df.height
-                ),
+                )
+                + quality_check_results(key, DIMENSION_RULES, results),
             )
 
     return _asset

@@ -11,15 +11,10 @@ import datetime as dt
 
 import polars as pl
 
-from assets_pkg.contracts import SourceContract
+from assets_pkg.contracts import STAGING_DATE_COLUMN, SourceContract
 
 #: name of the business-date column each partitioned staging table carries
-DATE_COLUMN = {
-    "orders": "order_date",
-    "order_items": "order_date",
-    "payments": "paid_date",
-    "events": "event_date",
-}
+DATE_COLUMN = STAGING_DATE_COLUMN
 
 
 def staging_schema(contract: SourceContract) -> dict[str, pl.DataType]:

@@ -1,36 +1,14 @@
-"""Warehouse SQL: table definitions and the set-based statements that fill them.
+"""Warehouse SQL: the set-based statements that fill the tables (DDL comes from the contracts).
 
 Statements read registered Arrow relations (``_stg*``) or warehouse tables and take the
 partition range as bound parameters (``?``); none is built from values.
 """
 
-DIM_CUSTOMER_DDL = """
-CREATE TABLE IF NOT EXISTS warehouse.dim_customer (
-    customer_key BIGINT NOT NULL,
-    customer_id  VARCHAR NOT NULL,
-    email        VARCHAR,
-    status       VARCHAR,
-    country      VARCHAR,
-    signup_ts    TIMESTAMP,
-    valid_from   TIMESTAMP NOT NULL,
-    valid_to     TIMESTAMP,
-    is_current   BOOLEAN NOT NULL
-)
-"""
+from assets_pkg.contracts import TABLES
 
-DIM_PRODUCT_DDL = """
-CREATE TABLE IF NOT EXISTS warehouse.dim_product (
-    product_key BIGINT NOT NULL,
-    product_id  VARCHAR NOT NULL,
-    name        VARCHAR,
-    category    VARCHAR,
-    list_price  DECIMAL(18,2),
-    unit_cost   DECIMAL(18,2),
-    valid_from  TIMESTAMP NOT NULL,
-    valid_to    TIMESTAMP,
-    is_current  BOOLEAN NOT NULL
-)
-"""
+DIM_CUSTOMER_DDL = TABLES["warehouse.dim_customer"].ddl()
+
+DIM_PRODUCT_DDL = TABLES["warehouse.dim_product"].ddl()
 
 # SCD type 2: a snapshot opens a version only when an attribute differs (NULL-safe) from
 # the snapshot just before it; keys hash (id, valid_from), so the same data gives the same
@@ -90,19 +68,7 @@ SELECT min(CASE WHEN c.valid_from <= f.first_from THEN DATE '0001-01-01'
 FROM changed c JOIN firsts f USING (product_id)
 """
 
-FCT_ORDER_ITEMS_DDL = """
-CREATE TABLE IF NOT EXISTS warehouse.fct_order_items (
-    order_id         VARCHAR NOT NULL,
-    line_number      BIGINT NOT NULL,
-    product_id       VARCHAR NOT NULL,
-    product_category VARCHAR,
-    order_date       DATE NOT NULL,
-    quantity         BIGINT NOT NULL,
-    unit_price       DECIMAL(18,2) NOT NULL,
-    line_revenue     DECIMAL(18,2) NOT NULL,
-    line_cost        DECIMAL(18,2)
-)
-"""
+FCT_ORDER_ITEMS_DDL = TABLES["warehouse.fct_order_items"].ddl()
 
 # Point in time: the product version valid at order_ts ([valid_from, valid_to)); an
 # order older than the product's first version takes the first version.
@@ -134,19 +100,7 @@ LEFT JOIN first_version f USING (product_id)
 ORDER BY m.order_date, m.order_id, m.line_number
 """
 
-FCT_ORDERS_DDL = """
-CREATE TABLE IF NOT EXISTS warehouse.fct_orders (
-    order_id    VARCHAR NOT NULL,
-    customer_id VARCHAR NOT NULL,
-    order_date  DATE NOT NULL,
-    order_ts    TIMESTAMP NOT NULL,
-    status      VARCHAR NOT NULL,
-    channel     VARCHAR,
-    item_count  BIGINT NOT NULL,
-    revenue     DECIMAL(18,2) NOT NULL,
-    cost        DECIMAL(18,2)
-)
-"""
+FCT_ORDERS_DDL = TABLES["warehouse.fct_orders"].ddl()
 
 FCT_ORDERS_SELECT = """
 WITH lines AS (
@@ -167,18 +121,7 @@ LEFT JOIN lines l USING (order_id)
 ORDER BY o.order_date, o.order_id
 """
 
-FCT_PAYMENTS_DDL = """
-CREATE TABLE IF NOT EXISTS warehouse.fct_payments (
-    payment_id VARCHAR NOT NULL,
-    order_id   VARCHAR NOT NULL,
-    paid_date  DATE NOT NULL,
-    paid_ts    TIMESTAMP NOT NULL,
-    amount     DECIMAL(18,2) NOT NULL,
-    currency   VARCHAR NOT NULL,
-    method     VARCHAR,
-    status     VARCHAR NOT NULL
-)
-"""
+FCT_PAYMENTS_DDL = TABLES["warehouse.fct_payments"].ddl()
 
 FCT_PAYMENTS_SELECT = """
 SELECT payment_id, order_id, paid_date, paid_ts, amount, currency, method, status
@@ -186,20 +129,7 @@ FROM _stg_payments
 ORDER BY paid_date, payment_id
 """
 
-FCT_SESSIONS_DDL = """
-CREATE TABLE IF NOT EXISTS warehouse.fct_sessions (
-    session_id    VARCHAR NOT NULL,
-    user_id       VARCHAR,
-    session_date  DATE NOT NULL,
-    session_start TIMESTAMP NOT NULL,
-    session_end   TIMESTAMP NOT NULL,
-    event_count   BIGINT NOT NULL,
-    product_views BIGINT NOT NULL,
-    add_to_cart   BIGINT NOT NULL,
-    checkouts     BIGINT NOT NULL,
-    purchases     BIGINT NOT NULL
-)
-"""
+FCT_SESSIONS_DDL = TABLES["warehouse.fct_sessions"].ddl()
 
 FCT_SESSIONS_SELECT = """
 SELECT session_id,

@@ -13,13 +13,34 @@ import duckdb
 
 from assets_pkg.automation import follow_upstream
 from assets_pkg.checks import OWNERS, key_check_results, key_check_specs
+from assets_pkg.contracts import TABLES, TableContract, column_schema
+from assets_pkg.marts.lineage import MARTS_FRESHNESS, mart_column_lineage
 from assets_pkg.metadata import (
-    ddl_table_schema,
     duckdb_table_schema,
     materialization_metadata,
     record_daily_counts,
+    with_constraints,
 )
 from assets_pkg.partitions import chunks, run_days
+from assets_pkg.quality.checks import (
+    DayResult,
+    Reference,
+    completeness,
+    day_profiles,
+    drift,
+    reconciliation,
+    referential_integrity,
+    schema_change,
+    validity,
+)
+from assets_pkg.quality.config import QualityResource
+from assets_pkg.quality.reconcile import RECONCILIATION
+from assets_pkg.quality.results import (
+    held_back,
+    profile,
+    quality_check_results,
+    quality_check_specs,
+)
 from assets_pkg.resources.lake import LakeResource
 from assets_pkg.resources.warehouse import (
     WarehouseResource,
@@ -40,23 +61,16 @@ CHUNK_DAYS = 92
 
 @dataclass(frozen=True)
 class TableSpec:
-    """A warehouse or mart table: where it lives, how it is filled, what its grain is."""
+    """A warehouse or mart table: its contract, how it is filled, what it reads."""
 
-    table: str
-    ddl: str
+    contract: TableContract
     select_sql: str
-    key: list[str]
-    description: str
     deps: list[dg.AssetKey]
-    date_column: str | None = None
     #: relation name -> staging source registered for the statement (e.g. _stg_orders)
     staged: dict[str, str] = field(default_factory=dict)
     #: the SELECT takes the chunk's (start, end) as its parameters
     select_takes_range: bool = False
-    column_descriptions: dict[str, str] = field(default_factory=dict)
     setup_sql: tuple[str, ...] = ()
-    #: key columns that may never be NULL (default: all of them); a mart may group NULLs
-    not_null: list[str] | None = None
     #: for a dimension: SQL giving the first day whose facts its rebuild made stale,
     #: comparing the table with its previous state in ``_before``
     changed_from_sql: str | None = None
@@ -64,8 +78,28 @@ class TableSpec:
     realtime_table: str | None = None
 
     @property
+    def table(self) -> str:
+        return self.contract.table
+
+    @property
+    def ddl(self) -> str:
+        return self.contract.ddl()
+
+    @property
+    def key(self) -> list[str]:
+        return list(self.contract.key)
+
+    @property
+    def date_column(self) -> str | None:
+        return self.contract.date_column
+
+    @property
+    def description(self) -> str:
+        return self.contract.description
+
+    @property
     def not_null_columns(self) -> list[str]:
-        return self.key if self.not_null is None else self.not_null
+        return list(self.contract.not_null_columns)
 
     @property
     def schema_name(self) -> str:
@@ -96,13 +130,31 @@ def register_staged(
 
 
 def table_column_schema(conn: duckdb.DuckDBPyConnection, spec: TableSpec) -> dg.TableSchema:
-    """The table's columns as the warehouse has them (what a materialization reports)."""
-    return duckdb_table_schema(conn, spec.table, spec.column_descriptions)
+    """The table's columns as the warehouse has them, with the contract's rules."""
+    return with_constraints(duckdb_table_schema(conn, spec.table), spec.contract)
 
 
 def declared_column_schema(spec: TableSpec) -> dg.TableSchema:
-    """The table's columns as its DDL defines them (the asset's definition metadata)."""
-    return ddl_table_schema(spec.ddl, spec.table, spec.column_descriptions)
+    """The table's columns as its contract declares them (the asset's definition metadata)."""
+    return column_schema(spec.contract)
+
+
+def definition_metadata(spec: TableSpec) -> dict:
+    """What the asset page shows before any run: the contract, and a mart's column lineage."""
+    metadata: dict = {"dagster/column_schema": declared_column_schema(spec)}
+    lineage = mart_column_lineage(spec.table)
+    if lineage is not None:
+        metadata["dagster/column_lineage"] = lineage
+        # the open-source UI does not draw column lineage: show it as a table too
+        lines = ["| column | fed by |", "| --- | --- |"]
+        lines += [
+            f"| {column} | "
+            + ", ".join(f"{'.'.join(d.asset_key.path)}.{d.column_name}" for d in deps)
+            + " |"
+            for column, deps in lineage.deps_by_column.items()
+        ]
+        metadata["column_lineage"] = dg.MetadataValue.md("\n".join(lines))
+    return metadata
 
 
 def _stats(
@@ -130,20 +182,115 @@ def validate_identifiers(spec: TableSpec) -> None:
         check_identifier(name)
 
 
+def references_checked_at(spec: TableSpec, specs: list[TableSpec]) -> list[Reference]:
+    """The foreign keys this table's step checks.
+
+    A reference is checked by whichever of its two tables is built later in a run: a
+    line's order is checked when ``fct_orders`` is built, not before it exists.
+    """
+    by_table = {s.table: s for s in specs}
+    refs = []
+    for other in specs:
+        for column in other.contract.columns:
+            if not column.references:
+                continue
+            parent, parent_column = column.references.rsplit(".", 1)
+            ref = Reference(other.table, column.name, parent, parent_column)
+            parent_spec = by_table.get(parent)
+            parent_after = parent_spec is not None and other.asset_key in parent_spec.deps
+            if (other.table == spec.table and not parent_after) or (
+                parent == spec.table and parent_after
+            ):
+                refs.append(ref)
+    return refs
+
+
+def table_rules(spec: TableSpec, references: list[Reference]) -> list[str]:
+    rules = ["completeness", "validity"]
+    if references:
+        rules.append("referential_integrity")
+    if spec.table in RECONCILIATION:
+        rules.append("reconciliation")
+    if spec.schema_name == "warehouse" and spec.date_column is not None:
+        rules.append("drift")
+    return [*rules, "schema_change"]
+
+
+def evaluate_candidate(
+    conn: duckdb.DuckDBPyConnection,
+    spec: TableSpec,
+    days: list[dt.date] | None,
+    quality: QualityResource,
+    references: list[Reference],
+) -> list[DayResult]:
+    """Every per-day rule of the table over ``_candidate``, the rows about to be published."""
+    contract = spec.contract
+    columns = [r[0] for r in conn.execute("DESCRIBE _candidate").fetchall()]
+    missing = [c for c in contract.column_names if c not in columns]
+    unexpected = [c for c in columns if c not in contract.column_names]
+    if missing or unexpected:
+        raise ValueError(
+            f"the query for {spec.table} does not give the contract's columns: "
+            f"missing {missing}, unexpected {unexpected}"
+        )
+    results = completeness(conn, "_candidate", contract, days, quality)
+    results += validity(conn, "_candidate", contract, days, quality)
+    if references:
+        pairs = []
+        for ref in references:
+            child = "_candidate" if ref.child == spec.table else ref.child
+            parent = "_candidate" if ref.parent == spec.table else ref.parent
+            pairs.append((ref, child, TABLES[ref.child].date_column, parent))
+        results += referential_integrity(conn, pairs, days, quality)
+    if days is not None and spec.table in RECONCILIATION:
+        results += reconciliation(conn, RECONCILIATION[spec.table], days, quality)
+    if days is not None and "drift" in table_rules(spec, references):
+        window = dt.timedelta(days=quality.drift_window)
+        profiles = day_profiles(conn, spec.table, contract, days[0] - window, days[0])
+        profiles |= day_profiles(conn, "_candidate", contract, days[0], days[-1])
+        results += drift(profiles, days, quality)
+    return results
+
+
+def _previous_schema(context: dg.AssetExecutionContext, key: dg.AssetKey):
+    """The (column, type, nullable) list of the asset's last materialization, if any."""
+    event = context.instance.get_latest_materialization_event(key)
+    materialization = event.asset_materialization if event else None
+    schema = materialization.metadata.get("dagster/column_schema") if materialization else None
+    if schema is None:
+        return None
+    return [(c.name, c.type, c.constraints.nullable) for c in schema.value.columns]
+
+
+def schema_result(
+    context: dg.AssetExecutionContext,
+    key: dg.AssetKey,
+    schema: dg.TableSchema,
+    quality: QualityResource,
+) -> DayResult:
+    current = [(c.name, c.type, c.constraints.nullable) for c in schema.columns]
+    return schema_change(_previous_schema(context, key), current, quality.schema_change_severity)
+
+
 def build_table_asset(
     spec: TableSpec,
     partitions_def: dg.PartitionsDefinition | None,
     group_name: str,
     dimensions: frozenset[dg.AssetKey] = frozenset(),
+    references: list[Reference] | None = None,
 ) -> dg.AssetsDefinition:
     """A warehouse/mart asset: dated tables write their run's days, others are rebuilt whole.
 
-    ``dimensions`` are the undated tables a dated one reads: automation does not follow
-    them (see ``assets_pkg.automation``).
+    Write, check, publish: the step builds its rows into ``_candidate``, checks them day by
+    day, and publishes only the days without an ERROR; a held-back day keeps its previous
+    rows, so it never reaches the marts. ``dimensions`` are the undated tables a dated one
+    reads: automation does not follow them (see ``assets_pkg.automation``).
     """
     validate_identifiers(spec)
+    references = references or []
     key = spec.asset_key
     dated = spec.date_column is not None
+    rules = table_rules(spec, references)
 
     @dg.asset(
         key=key,
@@ -154,8 +301,10 @@ def build_table_asset(
         kinds={"duckdb"},
         owners=OWNERS,
         description=spec.description,
-        metadata={"dagster/column_schema": declared_column_schema(spec)},
-        check_specs=key_check_specs(key, spec.key, spec.not_null_columns),
+        metadata=definition_metadata(spec),
+        freshness_policy=MARTS_FRESHNESS if spec.schema_name == "marts" else None,
+        check_specs=key_check_specs(key, spec.key, spec.not_null_columns)
+        + quality_check_specs(key, rules),
         retry_policy=STORAGE_RETRY,
         pool=WAREHOUSE_POOL,
         automation_condition=follow_upstream(
@@ -167,70 +316,113 @@ def build_table_asset(
         lake: LakeResource,
         warehouse: WarehouseResource,
         realtime: WarehouseResource,
+        quality: QualityResource,
     ) -> dg.MaterializeResult:
         with storage_errors():
             days = run_days(context) if dated else None
+            results: list[DayResult] = []
+            held: set[dt.date | None] = set()
             with warehouse.get_connection() as conn:
                 ensure_schemas(conn)
                 for statement in spec.setup_sql:
                     conn.execute(statement)
+                conn.execute(spec.ddl)
                 changed_from = None
                 if days is None:
                     register_staged(conn, lake, spec.staged, None)
                     if spec.changed_from_sql:
-                        conn.execute(spec.ddl)
                         conn.execute(f"CREATE OR REPLACE TEMP TABLE _before AS FROM {spec.table}")
-                    replace_slice(conn, spec.table, ddl=spec.ddl, select_sql=spec.select_sql)
-                    if spec.changed_from_sql:
-                        changed_from = conn.execute(spec.changed_from_sql).fetchone()[0]
+                    conn.execute(f"CREATE OR REPLACE TEMP TABLE _candidate AS {spec.select_sql}")
+                    checked = evaluate_candidate(conn, spec, None, quality, references)
+                    results += checked
+                    held = held_back(checked)
+                    if not held:
+                        replace_slice(
+                            conn, spec.table, ddl=spec.ddl, select_sql="SELECT * FROM _candidate"
+                        )
+                        if spec.changed_from_sql:
+                            changed_from = conn.execute(spec.changed_from_sql).fetchone()[0]
                     where, params = "TRUE", []
                     per_day = None
                 else:
+                    date = spec.date_column
                     for chunk in chunks(days, CHUNK_DAYS):
                         bounds = [chunk[0], chunk[-1]]
                         register_staged(conn, lake, spec.staged, chunk)
+                        conn.execute(
+                            f"CREATE OR REPLACE TEMP TABLE _candidate AS {spec.select_sql}",
+                            bounds if spec.select_takes_range else [],
+                        )
+                        checked = evaluate_candidate(conn, spec, chunk, quality, references)
+                        results += checked
+                        keep = sorted(d for d in held_back(checked) if d is not None)
+                        held.update(keep)
+                        # the held-back days keep their previous rows: not deleted, not written
+                        kept = f"NOT list_contains(?::DATE[], {date})"
                         replace_slice(
                             conn,
                             spec.table,
                             ddl=spec.ddl,
-                            select_sql=spec.select_sql,
-                            select_params=bounds if spec.select_takes_range else [],
-                            where=f"{spec.date_column} BETWEEN ? AND ?",
-                            where_params=bounds,
+                            select_sql=f"SELECT * FROM _candidate WHERE {kept}",
+                            select_params=[keep],
+                            where=f"{date} BETWEEN ? AND ? AND {kept}",
+                            where_params=[*bounds, keep],
                         )
-                    where, params = f"{spec.date_column} BETWEEN ? AND ?", [days[0], days[-1]]
+                    where, params = f"{date} BETWEEN ? AND ?", [days[0], days[-1]]
                     counts = dict(
                         conn.execute(
-                            f"SELECT {spec.date_column}, count(*) FROM {spec.table} "
-                            f"WHERE {where} GROUP BY 1",
+                            f"SELECT {date}, count(*) FROM {spec.table} WHERE {where} GROUP BY 1",
                             params,
                         ).fetchall()
                     )
                     per_day = {d: counts.get(d, 0) for d in days}
                 total, duplicates, nulls = _stats(conn, spec, where, params)
-                preview = conn.sql(
-                    f"SELECT * FROM {spec.table} WHERE {where} LIMIT 5", params=params
-                ).pl()
+                query = f"SELECT * FROM {spec.table} WHERE {where}"
+                preview = conn.sql(f"{query} LIMIT 5", params=params).pl()
+                column_profile = profile(conn, query, params)
                 column_schema = table_column_schema(conn, spec)
+            results.append(schema_result(context, key, column_schema, quality))
             if per_day is not None:
                 record_daily_counts(context, per_day)
-            if spec.realtime_table and days:
+            published = [d for d in days or [] if d not in held]
+            if spec.realtime_table and published:
                 # lambda reconciliation: the batch layer now has these days
                 with realtime.get_connection() as conn:
-                    delete_range_if_exists(
-                        conn, spec.realtime_table, spec.date_column, days[0], days[-1]
-                    )
+                    for start, end in day_ranges(published):
+                        delete_range_if_exists(
+                            conn, spec.realtime_table, spec.date_column, start, end
+                        )
             context.log.info(f"{spec.table}: {total} rows written")
-            extra: dict = {"table": spec.table}
+            extra: dict = {"table": spec.table, "profile": column_profile}
+            if held:
+                extra["held_back_days"] = dg.MetadataValue.json(
+                    sorted("all" if d is None else d.isoformat() for d in held)
+                )
+                context.log.warning(
+                    f"{spec.table}: held back {len(held)} day(s) that failed an ERROR check; "
+                    "they keep their previous rows"
+                )
             if spec.changed_from_sql:
                 # read by dimension_change_sensor: facts from this day on may be stale
                 extra[CHANGED_FROM] = changed_from.isoformat() if changed_from else ""
             return dg.MaterializeResult(
                 metadata=materialization_metadata(preview, total, column_schema, per_day) | extra,
-                check_results=key_check_results(key, spec.key, duplicates, nulls, total),
+                check_results=key_check_results(key, spec.key, duplicates, nulls, total)
+                + quality_check_results(key, rules, results),
             )
 
     return _asset
+
+
+def day_ranges(days: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
+    """Sorted days as contiguous (start, end) runs."""
+    ranges: list[tuple[dt.date, dt.date]] = []
+    for day in sorted(days):
+        if ranges and day - ranges[-1][1] == dt.timedelta(days=1):
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges
 
 
 def build_table_assets(
@@ -239,4 +431,9 @@ def build_table_assets(
     group_name: str,
 ) -> list[dg.AssetsDefinition]:
     dimensions = frozenset(s.asset_key for s in specs if s.date_column is None)
-    return [build_table_asset(s, partitions_def, group_name, dimensions) for s in specs]
+    return [
+        build_table_asset(
+            s, partitions_def, group_name, dimensions, references_checked_at(s, specs)
+        )
+        for s in specs
+    ]

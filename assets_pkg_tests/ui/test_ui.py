@@ -8,6 +8,11 @@ One journey, in order (each step needs the one before):
 4. the mart's asset page shows the checks, column schema and per-partition row counts;
 5. the asset graph again, every layer materialized.
 
+A second test shows the data contract and the column lineage of a mart: the asset page's
+"Columns" section with each column's constraints, and the column lineage as ``dagster dev``
+serves it to the UI, queried in the webserver's GraphQL playground (the open-source UI
+draws only asset lineage; its column-lineage view is a Dagster+ feature).
+
 A run or backfill launched from the UI that fails makes the test fail at once, naming the
 run and its step errors; every wait is bounded. Screenshots are kept under a pytest temp
 dir (printed at the start); with ``ASSETS_PKG_UPDATE_SCREENSHOTS=1`` the README's
@@ -17,12 +22,14 @@ dir (printed at the start); with ``ASSETS_PKG_UPDATE_SCREENSHOTS=1`` the README'
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import time
 
 import dagster as dg
 import pytest
 
+from assets_pkg.contracts import TABLES
 from assets_pkg.definitions import build_definitions
 from assets_pkg_tests.ui.conftest import END, START, DagsterUI
 
@@ -33,6 +40,25 @@ LAYERS = ("lake", "staging", "warehouse", "marts", "quarantine")
 CODE_LOCATION = "assets_pkg.definitions"
 RUN_TIMEOUT_S = 90
 BACKFILL_TIMEOUT_S = 120
+#: the UI cuts a constraint tag longer than this to its first 27 characters and "..."
+UI_CONSTRAINT_CHARS = 30
+#: the mart's column lineage, as the asset page's own GraphQL API serves it
+LINEAGE_QUERY = """# the mart's column lineage
+{
+  assetNodes(assetKeys: [
+    {path: PATH}
+  ]) {
+    metadataEntries {
+      ... on TableColumnLineageMetadataEntry {
+        lineage {
+          columnName
+          columnDeps { assetKey { path } columnName }
+        }
+      }
+    }
+  }
+}
+""".replace("PATH", json.dumps(MART.split("/")))
 
 
 def _failure_report(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
@@ -186,3 +212,74 @@ def test_materialize_and_backfill_from_the_ui(dagster_ui: DagsterUI, page, shots
     page.locator("button:has([aria-label=zoom_in])").click()
     page.wait_for_timeout(2000)  # let the zoom and the status badges settle
     shots.take(page, "asset-graph", readme=True)
+
+
+def _constraint_tags(constraints: dg.TableColumnConstraints) -> list[str]:
+    """The tags the UI's column table shows for a column's constraints."""
+    tags = [] if constraints.nullable else ["non-nullable"]
+    tags += ["unique"] if constraints.unique else []
+    for text in constraints.other:
+        cut = len(text) > UI_CONSTRAINT_CHARS
+        tags.append(text[: UI_CONSTRAINT_CHARS - 3] + "..." if cut else text)
+    return tags
+
+
+def test_mart_column_schema_and_column_lineage(dagster_ui: DagsterUI, page, shots):
+    table = TABLES[MART.replace("/", ".")]
+    spec = next(
+        s
+        for s in build_definitions().resolve_all_asset_specs()
+        if s.key == dg.AssetKey(MART.split("/"))
+    )
+    declared = {c.name: c for c in spec.metadata["dagster/column_schema"].columns}
+
+    # 1. the asset page's "Columns": every contract column, with its rules as tags
+    page.set_viewport_size({"width": 1440, "height": 1100})
+    page.goto(f"/assets/{MART}")
+    columns = page.locator("table", has=page.get_by_text("Column name", exact=True))
+    columns.wait_for()
+    rows = {
+        r.locator("td").first.inner_text().strip(): r.inner_text()
+        for r in columns.locator("tbody tr").all()
+    }
+    assert list(rows) == table.column_names
+    for name, text in rows.items():
+        for tag in _constraint_tags(declared[name].constraints):
+            assert f"\n{tag}\n" in text, f"{name}: no {tag!r} in {text!r}"
+        assert ("non-nullable" in text) == table.column(name).required, (name, text)
+    # the section heading, its filter and the table, cut out of the page
+    section = page.locator("div", has=page.get_by_text("Columns", exact=True)).filter(has=columns)
+    shots.take(page, "mart-column-schema", readme=True, clip=section.last.bounding_box())
+
+    # 2. the column lineage reaches the webserver: each mart column names its warehouse
+    # sources (read here through the same GraphQL the UI uses)
+    answer = dagster_ui.graphql(LINEAGE_QUERY)
+    entries = answer["data"]["assetNodes"][0]["metadataEntries"]
+    served = {
+        line["columnName"]: {
+            ".".join([*dep["assetKey"]["path"], dep["columnName"]]) for dep in line["columnDeps"]
+        }
+        for entry in entries
+        for line in entry.get("lineage", [])
+    }
+    assert set(served) == set(table.column_names)
+    assert {
+        "warehouse.fct_order_items.line_revenue",
+        "warehouse.fct_orders.status",
+        "warehouse.fct_orders.item_count",
+    } <= served["total_sales"]
+
+    # 3. ... and a person sees it in the webserver's GraphQL playground
+    page.set_viewport_size({"width": 1440, "height": 2000})
+    # GraphiQL opens with the query it last ran, which it keeps in localStorage
+    page.add_init_script(
+        f"window.localStorage.setItem('graphiql:query', {json.dumps(LINEAGE_QUERY)});"
+    )
+    page.goto("/graphql")
+    page.locator(".graphiql-execute-button").click()
+    result = page.locator(".result-window")
+    result.get_by_text('"columnDeps"').first.wait_for()
+    shown = result.inner_text()
+    for text in ('"avg_order_value"', '"fct_order_items"', '"fct_orders"', '"line_revenue"'):
+        assert text in shown, f"{text} not in the playground's answer"
+    shots.take(page, "mart-column-lineage", readme=True)

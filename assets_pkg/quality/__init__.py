@@ -1,0 +1,1 @@
+"""Data quality: per-day checks read from the contracts, write-check-publish, profiles."""
