@@ -317,18 +317,18 @@ def test_reconciliation_flags_a_day_missing_from_the_candidate(conn):
 def test_reject_rate_fails_a_day_above_the_threshold_with_enough_rejects():
     results = by_day(
         reject_rate(
-            {DAY: 100, OTHER: 40, DAY + dt.timedelta(2): 200},
-            {DAY: 6, OTHER: 4, DAY + dt.timedelta(2): 5},
+            {DAY: 200, OTHER: 40, DAY + dt.timedelta(2): 200},
+            {DAY: 12, OTHER: 9, DAY + dt.timedelta(2): 5},
             [DAY, OTHER, DAY + dt.timedelta(2)],
             QUALITY,
         )
     )
     bad = results[DAY]
     assert not bad.passed and bad.severity == "ERROR"
-    assert bad.message == "6 of 106 rows rejected (5.7% > 5%): the day is held back"
-    assert bad.metrics == {"rejected": 6, "rows": 100, "reject_rate": 0.0566}
-    # 10% rejected, but 4 rejects are too few to judge
-    assert results[OTHER].passed and results[OTHER].metrics["reject_rate"] == 0.0909
+    assert bad.message == "12 of 212 rows rejected (5.7% > 5%): the day is held back"
+    assert bad.metrics == {"rejected": 12, "rows": 200, "reject_rate": 0.0566}
+    # 18% rejected, but 9 rejects are too few to judge
+    assert results[OTHER].passed and results[OTHER].metrics["reject_rate"] == 0.1837
     # 5 of 205 (2.4%) is under 5%
     assert results[DAY + dt.timedelta(2)].passed
     assert held_back(list(results.values())) == {DAY}
