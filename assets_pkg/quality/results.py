@@ -13,7 +13,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from assets_pkg.quality.checks import DayResult
+from assets_pkg.quality.checks import DayResult, schema_change
 
 RULE_DESCRIPTIONS = {
     "completeness": "required columns fully populated, declared columns above their share",
@@ -130,3 +130,21 @@ def _cell(value: object) -> str:
     text = "" if value is None else str(value)
     text = text.replace("|", "\\|").replace("\n", " ")
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _columns(schema: dg.TableSchema) -> list[tuple[str, str, bool]]:
+    return [(c.name, c.type, c.constraints.nullable) for c in schema.columns]
+
+
+def schema_change_result(
+    context: dg.AssetExecutionContext,
+    schema: dg.TableSchema,
+    metadata_key: str,
+    severity: str,
+) -> DayResult:
+    """``schema`` against the one the last materialization recorded under ``metadata_key``."""
+    event = context.instance.get_latest_materialization_event(context.asset_key)
+    materialization = event.asset_materialization if event else None
+    previous = materialization.metadata.get(metadata_key) if materialization else None
+    before = _columns(previous.value) if previous is not None else None
+    return schema_change(before, _columns(schema), severity)

@@ -29,7 +29,6 @@ from assets_pkg.quality.checks import (
     DayResult,
     completeness,
     reject_rate,
-    schema_change,
     validity,
 )
 from assets_pkg.quality.config import QualityResource
@@ -38,6 +37,7 @@ from assets_pkg.quality.results import (
     profile,
     quality_check_results,
     quality_check_specs,
+    schema_change_result,
 )
 from assets_pkg.resources.lake import LakeResource, partition_dir
 from assets_pkg.resources.warehouse import WarehouseResource, table_exists
@@ -219,19 +219,6 @@ def staged_profile(lake: LakeResource, source: str, days: list[dt.date] | None) 
         return profile(conn, "SELECT * FROM _staged", [])
 
 
-def _schema_result(
-    context: dg.AssetExecutionContext, key: dg.AssetKey, frame: pl.DataFrame, quality
-) -> DayResult:
-    current = [(c.name, c.type, c.constraints.nullable) for c in frame_schema(frame.schema).columns]
-    event = context.instance.get_latest_materialization_event(key)
-    materialization = event.asset_materialization if event else None
-    previous = materialization.metadata.get("candidate_schema") if materialization else None
-    before = None
-    if previous is not None:
-        before = [(c.name, c.type, c.constraints.nullable) for c in previous.value.columns]
-    return schema_change(before, current, quality.schema_change_severity)
-
-
 def _fact_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     contract = SOURCES[source]
     table = staging_contract(contract)
@@ -288,7 +275,14 @@ def _fact_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
                     null_keys += nulls
                     if preview.height == 0:
                         preview = df.head(5)
-            results.append(_schema_result(context, key, preview, quality))
+            results.append(
+                schema_change_result(
+                    context,
+                    frame_schema(preview.schema),
+                    "candidate_schema",
+                    quality.schema_change_severity,
+                )
+            )
             total = sum(counts.values())
             record_daily_counts(context, counts)
             context.log.info(f"{name}: {total} rows over {len(counts)} day(s)")
@@ -337,7 +331,14 @@ def _dimension_asset(source: str) -> dg.AssetsDefinition:
                 lake.write(df, "staging", name, "data.parquet")
             else:
                 context.log.warning(f"{name}: failed an ERROR check; the previous snapshot stays")
-            results.append(_schema_result(context, key, df, quality))
+            results.append(
+                schema_change_result(
+                    context,
+                    frame_schema(df.schema),
+                    "candidate_schema",
+                    quality.schema_change_severity,
+                )
+            )
             duplicates, null_keys = frame_key_stats(df, list(contract.key))
             context.log.info(f"{name}: {df.height} snapshots")
             metadata = materialization_metadata(df, df.height, _schema(contract))

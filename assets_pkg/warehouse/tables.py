@@ -30,7 +30,6 @@ from assets_pkg.quality.checks import (
     drift,
     reconciliation,
     referential_integrity,
-    schema_change,
     validity,
 )
 from assets_pkg.quality.config import QualityResource
@@ -40,6 +39,7 @@ from assets_pkg.quality.results import (
     profile,
     quality_check_results,
     quality_check_specs,
+    schema_change_result,
 )
 from assets_pkg.resources.lake import LakeResource
 from assets_pkg.resources.warehouse import (
@@ -252,26 +252,6 @@ def evaluate_candidate(
     return results
 
 
-def _previous_schema(context: dg.AssetExecutionContext, key: dg.AssetKey):
-    """The (column, type, nullable) list of the asset's last materialization, if any."""
-    event = context.instance.get_latest_materialization_event(key)
-    materialization = event.asset_materialization if event else None
-    schema = materialization.metadata.get("dagster/column_schema") if materialization else None
-    if schema is None:
-        return None
-    return [(c.name, c.type, c.constraints.nullable) for c in schema.value.columns]
-
-
-def schema_result(
-    context: dg.AssetExecutionContext,
-    key: dg.AssetKey,
-    schema: dg.TableSchema,
-    quality: QualityResource,
-) -> DayResult:
-    current = [(c.name, c.type, c.constraints.nullable) for c in schema.columns]
-    return schema_change(_previous_schema(context, key), current, quality.schema_change_severity)
-
-
 def build_table_asset(
     spec: TableSpec,
     partitions_def: dg.PartitionsDefinition | None,
@@ -381,7 +361,11 @@ def build_table_asset(
                 preview = conn.sql(f"{query} LIMIT 5", params=params).pl()
                 column_profile = profile(conn, query, params)
                 column_schema = table_column_schema(conn, spec)
-            results.append(schema_result(context, key, column_schema, quality))
+            results.append(
+                schema_change_result(
+                    context, column_schema, "dagster/column_schema", quality.schema_change_severity
+                )
+            )
             if per_day is not None:
                 record_daily_counts(context, per_day)
             published = [d for d in days or [] if d not in held]
