@@ -283,6 +283,11 @@ def test_soak_nothing_lost_nothing_doubled_memory_flat(
     settings = use_temp_platform(tmp_path, monkeypatch, start=START, end=END)
     monkeypatch.setenv("ASSETS_PKG_SENSOR_INTERVAL_S", "1")
     monkeypatch.setenv("ASSETS_PKG_SENSOR_BATCH_FILES", "20")
+    # the producer plants a bad row in about a third of its files, far above any sane reject
+    # threshold: this test is about durability, so no day is held back for its reject rate
+    quality_file = tmp_path / "quality.json"
+    quality_file.write_text('{"reject_rate_max": 1.0}', encoding="utf-8")
+    monkeypatch.setenv("ASSETS_PKG_QUALITY_FILE", str(quality_file))
     instance = start_daemon_home(settings, tmp_path / "dagster_home")
     daemon = Daemon(tmp_path, tmp_path / "daemon.log")
     producer = Producer(settings, seed=int(soak_seconds))
