@@ -20,7 +20,7 @@ DEFAULT_SENSOR_BATCH_FILES = 200
 DEFAULT_REALTIME_DAYS = 2
 DEFAULT_LAKE_TIMEOUT_S = 30
 #: how runs of the daily pipeline execute their steps (see assets_pkg.executors)
-EXECUTORS = ("in_process", "multiprocess", "celery")
+EXECUTORS = ("in_process", "multiprocess", "multiprocess_spawn", "celery")
 DEFAULT_EXECUTOR = "in_process"
 
 
@@ -102,7 +102,7 @@ class Settings:
     alert_webhook: str | None = None
     #: timeout of one S3 request of a lake read (an s3:// lake only), seconds
     lake_timeout_s: int = DEFAULT_LAKE_TIMEOUT_S
-    #: ``ASSETS_PKG_EXECUTOR``: in_process, multiprocess or celery
+    #: ``ASSETS_PKG_EXECUTOR``: in_process, multiprocess, multiprocess_spawn or celery
     executor: str = DEFAULT_EXECUTOR
     #: celery broker URL (``ASSETS_PKG_CELERY_BROKER``) and result backend (default: broker)
     celery_broker: str | None = None

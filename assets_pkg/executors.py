@@ -128,6 +128,12 @@ def build_executor(settings: Settings) -> dg.ExecutorDefinition:
         return dg.multiprocess_executor.configured(
             {"start_method": {"forkserver": {}}}, name="multiprocess"
         )
+    if settings.executor == "multiprocess_spawn":
+        # Dagster's default start method: where forkserver is missing (Windows), and what
+        # benchmarks/end_to_end.py compares the others against
+        return dg.multiprocess_executor.configured(
+            {"start_method": {"spawn": {}}}, name="multiprocess"
+        )
     return dg.in_process_executor
 
 

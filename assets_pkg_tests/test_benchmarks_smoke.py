@@ -15,7 +15,7 @@ import datetime as dt
 
 import pytest
 
-from benchmarks import backfill_runs, common, discover, ingest_latency
+from benchmarks import backfill_runs, common, discover, end_to_end, ingest_latency
 from benchmarks.__main__ import build_parser
 
 
@@ -214,3 +214,55 @@ def test_check_cost_smoke_reports_every_table_and_ratio(tmp_path):
     assert text.startswith("# Benchmarks\n\nhand-written intro\n")
     assert text.count("<!-- results:check_cost:begin") == 1
     assert "| `marts.daily_sales` | 1 / 1 |" in text and "| checks 8/4 |" in text
+
+
+# --------------------------------------------------------------------------- end_to_end
+
+
+def test_end_to_end_smoke_preset():
+    args = build_parser().parse_args(["end_to_end", "--smoke"])
+    options = end_to_end.options_from(args)
+    assert options.sizes == (0.005, 0.01) and options.days == 10
+    assert args.readme is None and args.smoke
+    defaults = end_to_end.options_from(build_parser().parse_args(["end_to_end"]))
+    assert defaults.sizes == (1.0, 10.0) and defaults.days == 365
+    # the generator's scale for a size: items a day at scale 1 times days times scale
+    assert defaults.scale(1.0) * end_to_end.ITEMS_PER_DAY_AT_SCALE_1 * 365 == pytest.approx(1e6)
+
+
+def test_end_to_end_checks_every_variant_before_timing(tmp_path):
+    """Two tiny sizes; pandas runs at the first only and is extrapolated to the second."""
+    readme_before = common.README.read_bytes() if common.README.exists() else None
+    options = end_to_end.Options(
+        sizes=(0.002, 0.004),
+        days=4,
+        pandas_max=0.002,
+        project_max=0.004,
+        spark=False,
+        overheads=False,
+        workdir=tmp_path,
+    )
+    r = end_to_end.run(options)
+    assert (common.README.read_bytes() if common.README.exists() else None) == readme_before
+    small, big = r["sizes"]
+    assert small["compared"] == ["floor", "pandas"] and big["compared"] == ["floor"]
+    assert set(small["mart_rows"]) == {
+        "daily_sales",
+        "daily_sales_by_category",
+        "daily_payments",
+        "daily_funnel",
+    }
+    assert small["variants"]["floor"]["vs_floor"] == 1.0
+    for size in (small, big):
+        for name in ("project", "floor", "pandas"):
+            v = size["variants"][name]
+            assert v["wall_s"] > 0 and v["rows_per_s"] > 0
+        assert size["input_rows"] == sum(s["rows"] for s in size["inputs"].values()) > 0
+        assert size["inputs"]["order_items"]["rows"] > 0
+    assert "extrapolated_from" not in small["variants"]["pandas"]
+    pandas = big["variants"]["pandas"]
+    assert pandas["extrapolated_from"] == 0.002 and pandas["peak_rss_bytes"] is None
+    ratio = big["input_rows"] / small["input_rows"]
+    assert pandas["wall_s"] == pytest.approx(small["variants"]["pandas"]["wall_s"] * ratio)
+    block = end_to_end.readme_block(r)
+    assert "| 0.004M items" in block and "(extrapolated from 0.002M)" in block

@@ -213,7 +213,9 @@ def cli() -> None:
     """A local-first e-commerce data platform (Dagster + Polars + DuckDB)."""
 
 
-def do_generate(settings: Settings, start: dt.date, days: int, seed: int, scale: float) -> None:
+def do_generate(
+    settings: Settings, start: dt.date, days: int, seed: int, scale: float, clean: bool = False
+) -> None:
     from assets_pkg.sample.generator import generate
 
     if days < 1:
@@ -234,7 +236,13 @@ def do_generate(settings: Settings, start: dt.date, days: int, seed: int, scale:
             progress.update(task, completed=done, total=total, description=label)
 
         summary = generate(
-            settings.landing_dir, start=start, days=days, seed=seed, scale=scale, progress=report
+            settings.landing_dir,
+            start=start,
+            days=days,
+            seed=seed,
+            scale=scale,
+            clean=clean,
+            progress=report,
         )
     table = Table(title=f"sample landed in {settings.landing_dir}")
     for col in ("source", "files", "rows", "dirty rows"):
@@ -256,12 +264,17 @@ def do_generate(settings: Settings, start: dt.date, days: int, seed: int, scale:
 @click.option("--days", default=14, show_default=True, type=int, help="Number of days.")
 @click.option("--seed", default=7, show_default=True, type=int, help="Random seed.")
 @click.option("--scale", default=1.0, show_default=True, type=float, help="Size multiplier.")
+@click.option(
+    "--clean",
+    is_flag=True,
+    help="No invalid rows or files (for checking hand-written baselines against the marts).",
+)
 @_guard
-def generate_cmd(start: str | None, days: int, seed: int, scale: float) -> None:
+def generate_cmd(start: str | None, days: int, seed: int, scale: float, clean: bool) -> None:
     """Write a realistic, deterministic sample of every source into the landing zone."""
     settings = _settings()
     first = parse_date(start, "--start") if start else settings.start_date
-    do_generate(settings, first, days, seed, scale)
+    do_generate(settings, first, days, seed, scale, clean)
 
 
 def do_ingest(settings: Settings) -> None:

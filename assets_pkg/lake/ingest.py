@@ -25,11 +25,20 @@ import polars as pl
 from assets_pkg.config import Settings
 from assets_pkg.contracts import INGEST_ORDER, SOURCES, SourceContract
 from assets_pkg.lake.manifest import Manifest
-from assets_pkg.lake.parsing import REJECT_SCHEMA, ParsedFile, UnreadableFile, parse_file
+from assets_pkg.lake.parsing import (
+    REJECT_SCHEMA,
+    ParsedFile,
+    UnreadableFile,
+    parse_file,
+    parse_files,
+)
 from assets_pkg.resources.lake import LakeResource, partition_dir
 from assets_pkg.resources.warehouse import WarehouseResource, ensure_schemas
 
 NOT_LANDED_SUFFIXES = (".tmp", ".partial")
+#: landed bytes parsed and validated in one pass: thousands of small files cost what one
+#: file of their size does, and a pass holds at most about this much text at a time
+PARSE_GROUP_BYTES = 64 << 20
 
 REJECTS_DDL = """
 CREATE TABLE IF NOT EXISTS quarantine.rejects (
@@ -236,11 +245,15 @@ class IngestPass:
 
     # ---- landing zone
 
-    def _classify(self, source: str, ingest_id_parts: list[str]) -> list[tuple[Path, bytes, str]]:
-        """New files to read; known ones are handled here (no-op or name_reused)."""
+    def _classify(self, source: str, ingest_id_parts: list[str]) -> list[Path]:
+        """New files to read; known ones are handled here (no-op or name_reused).
+
+        Only the digests are kept: the bytes of a new file are read again when its source
+        is parsed, so a pass holds one source's files in memory, not every source's.
+        """
         known = self.manifest.known(source)
         report = self.reports[source]
-        fresh: list[tuple[Path, bytes, str]] = []
+        fresh: list[Path] = []
         for path in landed_files(self.settings.landing_dir / source):
             if self.only is not None and f"{source}/{path.name}" not in self.only:
                 continue
@@ -262,7 +275,7 @@ class IngestPass:
             if seen is not None and seen.status != "loaded" and seen.sha256 != digest:
                 seen = None  # a quarantined file may land again, fixed, under its name
             if seen is None:
-                fresh.append((path, data, digest))
+                fresh.append(path)
                 ingest_id_parts.append(f"{source}/{path.name}/{digest}")
             elif seen.sha256 == digest:
                 report.files_unchanged.append(path.name)
@@ -341,21 +354,53 @@ class IngestPass:
 
     # ---- one source
 
-    def _read_source(self, source: str, files: list[tuple[Path, bytes, str]]) -> _SourceFiles:
-        contract = SOURCES[source]
+    def _read_source(self, source: str, files: list[Path]) -> _SourceFiles:
         out = _SourceFiles()
-        for path, data, digest in files:
+        group: list[tuple[Path, bytes, str]] = []
+        size = 0
+        for path in files:
             try:
-                parsed = parse_file(contract, path.name, data)
-            except UnreadableFile as exc:
+                data = path.read_bytes()
+            except FileNotFoundError:  # taken away since it was listed: nothing to ingest
+                self.log(f"{source}/{path.name} disappeared from the landing zone; skipped")
+                continue
+            # the digest of the bytes parsed (a file re-landed since it was listed is the
+            # same as one that landed a moment earlier)
+            group.append((path, data, sha256_of(data)))
+            size += len(data)
+            if size >= PARSE_GROUP_BYTES:
+                self._read_group(source, group, out)
+                group, size = [], 0
+        if group:
+            self._read_group(source, group, out)
+        return out
+
+    def _read_group(
+        self, source: str, group: list[tuple[Path, bytes, str]], out: _SourceFiles
+    ) -> None:
+        """Parse files together (validation costs per pass, not per file), each judged alone."""
+        contract = SOURCES[source]
+        try:
+            parsed, failed = parse_files(contract, [(p.name, data) for p, data, _ in group])
+        except Exception:  # a fault in the shared pass: find the file, one at a time
+            parsed, failed = [], {}
+            for path, data, _ in group:
+                try:
+                    parsed.append(parse_file(contract, path.name, data))
+                except Exception as exc:
+                    failed[path.name] = exc
+        of_name = {p.file_name: p for p in parsed}
+        for path, data, digest in group:
+            exc = failed.get(path.name)
+            if isinstance(exc, UnreadableFile):
                 self._quarantine(source, path, digest, exc.reason, exc.detail)
                 continue
-            except Exception as exc:  # one bad file never stops the good ones
-                self._quarantine(
-                    source, path, digest, "unreadable", f"{type(exc).__name__}: {exc}"[:500]
-                )
+            if exc is not None:  # one bad file never stops the good ones
+                detail = f"{type(exc).__name__}: {exc}"[:500]
+                self._quarantine(source, path, digest, "unreadable", detail)
                 continue
-            out.parsed.append(parsed)
+            one = of_name[path.name]
+            out.parsed.append(one)
             out.to_archive.append(path)
             out.loaded.append(
                 {
@@ -365,11 +410,10 @@ class IngestPass:
                     "sha256": digest,
                     "status": "loaded",
                     "run_id": self.run_id,
-                    "rows_loaded": parsed.valid.height,
-                    "rows_rejected": parsed.rejects.height,
+                    "rows_loaded": one.valid.height,
+                    "rows_rejected": one.rejects.height,
                 }
             )
-        return out
 
     def _write_partitions(
         self, source: str, rows: pl.DataFrame, ingest_id: str, tag: str = ""
@@ -391,7 +435,6 @@ class IngestPass:
         parts: list[str] = []
         fresh = {s: self._classify(s, parts) for s in INGEST_ORDER}
         ingest_id = "ing-" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
-        read = {s: self._read_source(s, fresh[s]) for s in INGEST_ORDER}
 
         orders_index = self.lake.read(
             "lake", "_index", "orders.parquet", schema=index_schema(SOURCES["orders"])
@@ -400,7 +443,7 @@ class IngestPass:
         for source in INGEST_ORDER:
             contract = SOURCES[source]
             report = self.reports[source]
-            src = read[source]
+            src = self._read_source(source, fresh.pop(source))
             batch = (
                 pl.concat([p.valid for p in src.parsed], how="vertical_relaxed")
                 if src.parsed
@@ -456,6 +499,8 @@ class IngestPass:
             self.moves.extend(
                 (p, self.settings.archive_dir / source / p.name) for p in src.to_archive
             )
+            # one source's rows in memory at a time: drop them before the next is parsed
+            del src, batch, rejects, all_rejects
 
         self._write_bookkeeping()
         self._stage_rejects(ingest_id)

@@ -154,6 +154,7 @@ class _Ctx:
     days: int
     seed: int
     scale: float
+    clean: bool = False
     t0: int = 0
     end: int = 0
     dates: list[str] = field(default_factory=list)
@@ -190,13 +191,23 @@ class _Ctx:
     def sub_rng(self, *keys: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, *keys])
 
+    def n_dirty(self, rng: np.random.Generator, n_rows: int, n_kinds: int, first: bool) -> int:
+        return 0 if self.clean else _n_dirty(rng, n_rows, n_kinds, first)
+
 
 class _Sink:
     """Writes landed files atomically and keeps the summary counts."""
 
-    def __init__(self, root: Path, seed: int, progress: Callable[[str, int, int], None] | None):
+    def __init__(
+        self,
+        root: Path,
+        seed: int,
+        progress: Callable[[str, int, int], None] | None,
+        clean: bool = False,
+    ):
         self.root = root
         self.seed = seed
+        self.clean = clean
         self.progress = progress
         self.files = dict.fromkeys(SOURCES, 0)
         self.rows = dict.fromkeys(SOURCES, 0)
@@ -216,11 +227,15 @@ class _Sink:
         os.replace(tmp, folder / name)
 
     def put_unlanded(self, source: str, name: str, data: bytes) -> None:
+        if self.clean:
+            return
         folder = self.root / source
         folder.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(data)
 
     def broken_file(self, source: str, name: str, data: bytes) -> None:
+        if self.clean:
+            return
         self.put(source, name, data)
         self.files[source] += 1
         self.broken.append(f"{source}/{name}")
@@ -549,7 +564,7 @@ def _customers(rng: np.random.Generator, ctx: _Ctx, sink: _Sink) -> np.ndarray:
     drng = ctx.sub_rng(1, 0)
     frame = _inject_copies(
         frame,
-        _n_dirty(drng, frame.height, len(kinds), True),
+        ctx.n_dirty(drng, frame.height, len(kinds), True),
         kinds,
         mutate,
         drng,
@@ -738,7 +753,7 @@ def _products(rng: np.random.Generator, ctx: _Ctx, sink: _Sink) -> _Products:
     drng = ctx.sub_rng(2, 0)
     frame = _inject_copies(
         frame,
-        _n_dirty(drng, frame.height, len(kinds), True),
+        ctx.n_dirty(drng, frame.height, len(kinds), True),
         kinds,
         mutate,
         drng,
@@ -1044,7 +1059,7 @@ def _write_orders(ctx: _Ctx, sink: _Sink, orders: _Orders) -> None:
             )
             drng = ctx.sub_rng(3, ci)
             r = random.Random(f"{ctx.seed}/orders/dirty/{ci}")
-            n_dirty = _n_dirty(drng, frame.height, len(kinds), ci == 0)
+            n_dirty = ctx.n_dirty(drng, frame.height, len(kinds), ci == 0)
             frame = _inject_copies(frame, n_dirty, kinds, mutate, drng, r)
             _emit_csv(
                 sink,
@@ -1129,7 +1144,7 @@ def _write_items(ctx: _Ctx, sink: _Sink, items: _Items, n_orders: int) -> None:
             )
             drng = ctx.sub_rng(4, ci)
             r = random.Random(f"{ctx.seed}/order_items/dirty/{ci}")
-            n_dirty = _n_dirty(drng, frame.height, len(kinds), ci == 0)
+            n_dirty = ctx.n_dirty(drng, frame.height, len(kinds), ci == 0)
             frame = _inject_copies(frame, n_dirty, kinds, mutate, drng, r)
             _emit_csv(
                 sink,
@@ -1247,7 +1262,7 @@ def _write_payments(ctx: _Ctx, sink: _Sink, pay: _Payments) -> None:
             row["_line"] = _payment_mutate(kind, row["_line"], r)
             return row
 
-        n_dirty = _n_dirty(rng, frame.height, len(kinds), ci == 0)
+        n_dirty = ctx.n_dirty(rng, frame.height, len(kinds), ci == 0)
         frame = _inject_copies(frame, n_dirty, kinds, mutate, rng, r)
         _emit_lines(
             sink,
@@ -1498,7 +1513,7 @@ def _write_events(ctx: _Ctx, sink: _Sink, ev: _Events) -> None:
         rng = ctx.sub_rng(6, ci)
         r = random.Random(f"{ctx.seed}/events/dirty/{ci}")
         eligible = np.flatnonzero(frame["_eligible"].to_numpy())
-        n_dirty = min(len(eligible), _n_dirty(rng, frame.height, len(kinds), ci == 0))
+        n_dirty = min(len(eligible), ctx.n_dirty(rng, frame.height, len(kinds), ci == 0))
         dirty = np.sort(rng.choice(eligible, size=n_dirty, replace=False))
         lines = frame["_line"].clone()
         if n_dirty:
@@ -1541,6 +1556,7 @@ def generate(
     days: int,
     seed: int = 7,
     scale: float = 1.0,
+    clean: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> GenerateSummary:
     """Write a deterministic, realistic sample of every source under ``landing_dir``.
@@ -1550,13 +1566,18 @@ def generate(
     ``[start, start + days - 1]`` (sessions running past midnight of the last day may spill
     into the next day). ``scale=1.0`` is about 2,000 customers, 1,000 products, 300 orders and
     1,500 events a day. The same arguments always produce byte-identical files.
+
+    ``clean=True`` leaves out every invalid row and file (dirty copies, broken and
+    half-written files) and keeps the rest (spellings of timestamps, CSV quirks, late
+    updates, redeliveries): what the benchmarks' hand-written baselines can be checked
+    against row for row.
     """
     if days < 1:
         raise ValueError("days must be >= 1")
     if not scale > 0:
         raise ValueError("scale must be > 0")
-    ctx = _Ctx(start=start, days=int(days), seed=int(seed), scale=float(scale))
-    sink = _Sink(Path(landing_dir), ctx.seed, progress)
+    ctx = _Ctx(start=start, days=int(days), seed=int(seed), scale=float(scale), clean=clean)
+    sink = _Sink(Path(landing_dir), ctx.seed, progress, clean=clean)
     rng = np.random.default_rng(ctx.seed)
     cust_w = _customers(rng, ctx, sink)
     products = _products(rng, ctx, sink)
