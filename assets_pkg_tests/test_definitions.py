@@ -77,4 +77,9 @@ def test_repo_instance_settings_match_the_seeded_template():
     template = yaml.safe_load(TEMPLATE.read_text())
     for section, value in template.items():
         assert root[section] == value, section
-    assert root["storage"]["sqlite"]["base_dir"] == "data/.dagster"
+    # the storage the project's instance class defaults to, kept under data/
+    assert root["storage"]["custom"] == {
+        "module": "assets_pkg.instance.storage",
+        "class": "ProjectSqliteStorage",
+        "config": {"base_dir": "data/.dagster"},
+    }
