@@ -1,38 +1,64 @@
-"""Dagster's SQLite storage, with event-log commits that do not wait for the disk.
+"""Dagster's SQLite storage, with event-log writes that cost what the events are.
 
-Dagster writes one event per asset and partition (a year's single-run backfill of the
-pipeline writes about 10,000) and the stock SQLite event log commits each in its own
-transaction with ``synchronous=FULL``: an fsync per event, more than half of such a
-backfill's wall time on a laptop disk (measured in ``benchmarks/end_to_end.py``). The
-event databases are in WAL mode already; with ``synchronous=NORMAL`` a commit survives
-the process being killed at any point and the file is never corrupted (SQLite's WAL
-guarantee); only an operating-system crash or power cut can drop the last events, which
-a re-run of the partitions rewrites. Everything else is the stock storage.
+Dagster writes one event per asset and partition: a year's single-run backfill of the
+pipeline writes about 10,000. The stock SQLite event log creates an engine, opens a
+connection and commits with ``synchronous=FULL`` (an fsync) for each of them, mirrors each
+asset event into the index in another transaction, and serializes a planned check's event
+once per partition. That was most of such a backfill's wall time (``benchmarks/README.md``).
+Here the same tables get the same rows, but:
+
+- each recent database keeps one open connection, and commits with ``synchronous=NORMAL``
+  in WAL mode: a commit survives the process being killed at any point and the file is
+  never corrupted (SQLite's WAL guarantee); only an operating-system crash or power cut
+  can drop the last events, which a re-run of the partitions rewrites;
+- a batch of asset events (a run's planned events, a ranged step's materializations:
+  Dagster hands them over together once ``DAGSTER_EVENT_BATCH_SIZE`` allows it, and the
+  instance class sets its default) is written in one transaction per database;
+- a planned check's event is serialized once, not once per partition.
 """
 
 from __future__ import annotations
 
-import sqlite3
+import os
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
+import dagster._check as check
 import yaml
 from dagster import DagsterInstance
+from dagster._core.errors import DagsterInvariantViolationError
+from dagster._core.events import (
+    ASSET_CHECK_EVENTS,
+    ASSET_EVENTS,
+    EVENT_TYPE_TO_PIPELINE_RUN_STATUS,
+)
+from dagster._core.events.log import EventLogEntry
 from dagster._core.instance.ref import InstanceRef
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.sqlalchemy_compat import db_result
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage, _event_logs_directory
-from dagster._serdes import ConfigurableClassData
+from dagster._serdes import ConfigurableClassData, serialize_value
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Connection
-from sqlalchemy.pool import NullPool
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import StaticPool
+
+if TYPE_CHECKING:
+    from dagster._core.events import AssetCheckEvaluationPlanned
+
+RUN_STATUS_EVENTS = frozenset(EVENT_TYPE_TO_PIPELINE_RUN_STATUS)
 
 #: what every connection of the event log sets before it writes
 PRAGMAS = ("PRAGMA synchronous=NORMAL",)
-#: databases (the index and the latest runs') kept open by an idle connection
-ANCHORED_SHARDS = 8
+#: databases (the index and the latest runs') whose connection is kept open between events
+OPEN_SHARDS = 8
+#: asset events a run step hands over at once (a ranged step's materializations, a run's
+#: planned events); ``DAGSTER_EVENT_BATCH_SIZE`` overrides it, 0 writes them one by one
+EVENT_BATCH_SIZE = 1000
 
 
 def _set_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -45,30 +71,49 @@ def _set_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 class WalSqliteEventLogStorage(SqliteEventLogStorage):
-    """``SqliteEventLogStorage`` whose connections commit with ``synchronous=NORMAL``.
+    """``SqliteEventLogStorage`` that keeps its connections and writes batches in one commit.
 
-    The stock storage opens and closes a connection per event; when the last connection to
-    a WAL database closes, SQLite checkpoints the log into the database and syncs it, an
-    fsync per event again. An idle connection held open on each recent shard (the index
-    and the latest runs') keeps those closes from being the last.
+    The stock storage creates an engine and opens a connection per event, and commits each
+    event with ``synchronous=FULL``. When the last connection to a WAL database closes,
+    SQLite also checkpoints the log into the database and syncs it. Here each recent shard
+    (the index and the latest runs') keeps one connection open, commits with
+    ``synchronous=NORMAL``, and a batch of events (``store_event_batch``) is written in one
+    transaction per database.
     """
 
     def __init__(self, base_dir: str, inst_data: Any = None) -> None:
         super().__init__(base_dir, inst_data)
-        self._anchors: OrderedDict[str, sqlite3.Connection] = OrderedDict()
+        self._engines: OrderedDict[str, Engine] = OrderedDict()
+        self._engines_pid = os.getpid()
 
-    def _anchor(self, shard: str) -> None:
-        if shard in self._anchors:
-            self._anchors.move_to_end(shard)
-            return
-        self._anchors[shard] = sqlite3.connect(self.path_for_shard(shard), check_same_thread=False)
-        while len(self._anchors) > ANCHORED_SHARDS:
-            self._anchors.popitem(last=False)[1].close()
+    def _engine(self, shard: str) -> Engine:
+        if self._engines_pid != os.getpid():
+            # a forked child must not share the parent's SQLite handles: let them go unused
+            self._engines = OrderedDict()
+            self._engines_pid = os.getpid()
+        engine = self._engines.get(shard)
+        if engine is not None:
+            self._engines.move_to_end(shard)
+            return engine
+        # one connection per shard is enough: every use holds ``_db_lock``
+        engine = create_engine(
+            self.conn_string_for_shard(shard),
+            poolclass=StaticPool,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
+        )
+        event.listen(engine, "connect", _set_pragmas)
+        if shard not in self._initialized_dbs:
+            self._initdb(engine)
+            self._initialized_dbs.add(shard)
+        self._engines[shard] = engine
+        while len(self._engines) > OPEN_SHARDS:
+            self._engines.popitem(last=False)[1].dispose()
+        return engine
 
     def _release(self) -> None:
         with self._db_lock:
-            while self._anchors:
-                self._anchors.popitem()[1].close()
+            while self._engines:
+                self._engines.popitem()[1].dispose()
 
     def wipe(self) -> None:
         self._release()  # the run databases are deleted: hold none of them open
@@ -80,21 +125,79 @@ class WalSqliteEventLogStorage(SqliteEventLogStorage):
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
-        # the stock method, plus the connect hook (the engine is made per call there too)
-        with self._db_lock:
-            engine = create_engine(
-                self.conn_string_for_shard(shard),
-                poolclass=NullPool,
-                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+        with self._db_lock, self._engine(shard).connect() as conn, conn.begin():
+            yield conn
+
+    def _store_asset_check_evaluation_planned(
+        self, event: EventLogEntry, event_id: int | None
+    ) -> None:
+        # the stock method serializes the whole event (its partition subset included) once
+        # per partition: quadratic in a ranged step's days; the rows are the same
+        planned = cast(
+            "AssetCheckEvaluationPlanned", check.not_none(event.dagster_event).event_specific_data
+        )
+        keys = (
+            planned.partitions_subset.get_partition_keys() if planned.partitions_subset else [None]
+        )
+        serialized = serialize_value(event)
+        timestamp = self._event_insert_timestamp(event)
+        with self.index_connection() as conn:
+            conn.execute(
+                AssetCheckExecutionsTable.insert().values(
+                    [
+                        {
+                            "asset_key": planned.asset_key.to_string(),
+                            "check_name": planned.check_name,
+                            "partition": key,
+                            "run_id": event.run_id,
+                            "execution_status": AssetCheckExecutionRecordStatus.PLANNED.value,
+                            "evaluation_event": serialized,
+                            "evaluation_event_timestamp": timestamp,
+                            "evaluation_event_storage_id": event_id,
+                        }
+                        for key in keys
+                    ]
+                )
             )
-            event.listen(engine, "connect", _set_pragmas)
-            if shard not in self._initialized_dbs:
-                self._initdb(engine)
-                self._initialized_dbs.add(shard)
-            self._anchor(shard)
-            with engine.connect() as conn, conn.begin():
-                yield conn
-            engine.dispose()
+
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        """Store events as ``store_event`` does, one transaction per database for all of them.
+
+        Dagster hands over batches of asset events only (``BATCH_WRITABLE_EVENTS``): each is
+        mirrored into the index shard with its tags and asset row, in the order given;
+        check events keep the stock path.
+        """
+        by_run: dict[str, list[EventLogEntry]] = {}
+        for entry in events:
+            by_run.setdefault(entry.run_id, []).append(entry)
+        for run_id, entries in by_run.items():
+            with self.run_connection(run_id) as conn:
+                conn.execute(self.prepare_insert_event_batch(entries))
+        assets = [e for e in events if e.is_dagster_event and e.dagster_event_type in ASSET_EVENTS]
+        if assets:
+            with self.index_transaction() as conn:
+                ids = []
+                for entry in assets:
+                    with db_result(conn, self.prepare_insert_event(entry)) as result:
+                        ids.append(result.inserted_primary_key[0])
+                if any(i is None for i in ids):
+                    raise DagsterInvariantViolationError(
+                        "Cannot store asset event tags for null event id."
+                    )
+                self._store_asset_event_tags(conn, assets, ids)
+                for entry, event_id in zip(assets, ids, strict=True):
+                    self._store_asset_event(conn, entry, event_id)
+        for entry in events:
+            if entry.is_dagster_event and entry.dagster_event_type in ASSET_CHECK_EVENTS:
+                with (
+                    self.index_connection() as conn,
+                    db_result(conn, self.prepare_insert_event(entry)) as result,
+                ):
+                    event_id = result.inserted_primary_key[0]
+                self.store_asset_check_event(entry, event_id)
+            elif entry.is_dagster_event and entry.dagster_event_type in RUN_STATUS_EVENTS:
+                with self.index_connection() as conn:
+                    conn.execute(self.prepare_insert_event(entry))
 
 
 class ProjectSqliteStorage(DagsterSqliteStorage):
@@ -122,6 +225,11 @@ class ProjectInstance(DagsterInstance):
     @classmethod
     def config_schema(cls) -> dict[str, Any]:
         return {}
+
+    def _get_event_batch_size(self) -> int:
+        # Dagster batches a step's asset events only when asked to (its default is 0); the
+        # storage above writes a batch in one transaction instead of one per event
+        return int(os.getenv("DAGSTER_EVENT_BATCH_SIZE", str(EVENT_BATCH_SIZE)))
 
     @classmethod
     def config_defaults(cls, base_dir: str) -> Mapping[str, ConfigurableClassData | None]:

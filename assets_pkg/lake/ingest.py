@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
@@ -36,9 +37,11 @@ from assets_pkg.resources.lake import LakeResource, partition_dir
 from assets_pkg.resources.warehouse import WarehouseResource, ensure_schemas
 
 NOT_LANDED_SUFFIXES = (".tmp", ".partial")
-#: landed bytes parsed and validated in one pass: thousands of small files cost what one
-#: file of their size does, and a pass holds at most about this much text at a time
-PARSE_GROUP_BYTES = 64 << 20
+#: landed bytes parsed, validated and applied together: thousands of small files cost what
+#: one file of their size does, and a pass holds one such chunk of a source at a time
+CHUNK_BYTES = 128 << 20
+#: a source's dated rows held in memory until the lake write; beyond it they wait on disk
+SPOOL_BYTES = 256 << 20
 
 REJECTS_DDL = """
 CREATE TABLE IF NOT EXISTS quarantine.rejects (
@@ -215,6 +218,73 @@ class _SourceFiles:
     to_archive: list[Path] = field(default_factory=list)
 
 
+class Spool:
+    """A source's dated rows between its chunks and the lake write, one file per day.
+
+    Rows stay in memory up to ``SPOOL_BYTES``; past that every chunk waits on local disk,
+    sorted by day, and ``by_days`` reads back a range of days at a time, so a large pass
+    still writes one lake file per day it touched while holding a fraction of its rows.
+    """
+
+    def __init__(self, folder: Path, limit: int | None = None) -> None:
+        self.folder = folder
+        self.limit = SPOOL_BYTES if limit is None else limit
+        self.frames: list[pl.DataFrame] = []
+        self.files: list[Path] = []
+        self.held = 0
+        self.added = 0
+        self.rows_per_day: dict[dt.date, int] = {}
+
+    def add(self, rows: pl.DataFrame) -> None:
+        if rows.height == 0:
+            return
+        for day, n in rows.group_by("date").len().iter_rows():
+            self.rows_per_day[day] = self.rows_per_day.get(day, 0) + n
+        self.frames.append(rows)
+        self.held += rows.estimated_size()
+        self.added += rows.estimated_size()
+        if self.held > self.limit:
+            self._spill()
+
+    def _spill(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for frame in self.frames:
+            path = self.folder / f"{len(self.files):06d}.parquet"
+            # sorted by day, small row groups: reading back a day range skips the rest
+            frame.sort("date", maintain_order=True).write_parquet(
+                path, row_group_size=64_000, statistics=True, compression="lz4"
+            )
+            self.files.append(path)
+        self.frames, self.held = [], 0
+
+    def by_days(self) -> Iterator[pl.DataFrame]:
+        """Every row added, in frames whose sets of days are disjoint, in row order per day."""
+        if not self.files:
+            if self.frames:
+                yield pl.concat(self.frames, how="vertical_relaxed")
+            return
+        self._spill()
+        # as many days per read as fit in the memory limit, at the rows' in-memory size
+        rows_per_read = max(1, self.limit * sum(self.rows_per_day.values()) // self.added)
+        batch: list[dt.date] = []
+        rows = 0
+        for day in sorted(self.rows_per_day):
+            if batch and rows + self.rows_per_day[day] > rows_per_read:
+                yield self._read_days(batch[0], batch[-1])
+                batch, rows = [], 0
+            batch.append(day)
+            rows += self.rows_per_day[day]
+        if batch:
+            yield self._read_days(batch[0], batch[-1])
+
+    def _read_days(self, first: dt.date, last: dt.date) -> pl.DataFrame:
+        return pl.scan_parquet(self.files).filter(pl.col("date").is_between(first, last)).collect()
+
+    def close(self) -> None:
+        self.frames = []
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 class IngestPass:
     def __init__(
         self,
@@ -241,7 +311,11 @@ class IngestPass:
         self.quarantine_notes: list[tuple[Path, dict]] = []
         #: index and pending files, written only once every lake partition of the pass is
         #: (see ``_write_bookkeeping``)
-        self.bookkeeping: dict[tuple[str, ...], pl.DataFrame] = {}
+        self.bookkeeping: dict[tuple[str, ...], pl.DataFrame | Path] = {}
+        #: indexes read but not changed by this pass (the orders index, for the items)
+        self._read: dict[tuple[str, ...], pl.DataFrame] = {}
+        #: orders whose live version moved to another day in this pass, with their new day
+        self.moved_orders = pl.DataFrame(schema={"order_id": pl.String, "date": pl.Date})
 
     # ---- landing zone
 
@@ -354,8 +428,8 @@ class IngestPass:
 
     # ---- one source
 
-    def _read_source(self, source: str, files: list[Path]) -> _SourceFiles:
-        out = _SourceFiles()
+    def _read_source(self, source: str, files: list[Path]) -> Iterator[_SourceFiles]:
+        """The source's new files in name order, parsed a chunk (``CHUNK_BYTES``) at a time."""
         group: list[tuple[Path, bytes, str]] = []
         size = 0
         for path in files:
@@ -368,17 +442,15 @@ class IngestPass:
             # same as one that landed a moment earlier)
             group.append((path, data, sha256_of(data)))
             size += len(data)
-            if size >= PARSE_GROUP_BYTES:
-                self._read_group(source, group, out)
+            if size >= CHUNK_BYTES:
+                yield self._read_group(source, group)
                 group, size = [], 0
         if group:
-            self._read_group(source, group, out)
-        return out
+            yield self._read_group(source, group)
 
-    def _read_group(
-        self, source: str, group: list[tuple[Path, bytes, str]], out: _SourceFiles
-    ) -> None:
+    def _read_group(self, source: str, group: list[tuple[Path, bytes, str]]) -> _SourceFiles:
         """Parse files together (validation costs per pass, not per file), each judged alone."""
+        out = _SourceFiles()
         contract = SOURCES[source]
         try:
             parsed, failed = parse_files(contract, [(p.name, data) for p, data, _ in group])
@@ -414,6 +486,7 @@ class IngestPass:
                     "rows_rejected": one.rejects.height,
                 }
             )
+        return out
 
     def _write_partitions(
         self, source: str, rows: pl.DataFrame, ingest_id: str, tag: str = ""
@@ -431,97 +504,127 @@ class IngestPass:
                 part.drop("date"), "lake", source, partition_dir(day), f"{ingest_id}{tag}.parquet"
             )
 
+    def _index(self, source: str) -> pl.DataFrame:
+        """The source's version index: this pass's, once a chunk has changed it."""
+        parts = ("lake", "_index", f"{source}.parquet")
+        if parts in self.bookkeeping:
+            return self._kept(parts)
+        if parts not in self._read:
+            self._read[parts] = self.lake.read(*parts, schema=index_schema(SOURCES[source]))
+        return self._read[parts]
+
     def run(self) -> IngestReport:
         parts: list[str] = []
         fresh = {s: self._classify(s, parts) for s in INGEST_ORDER}
         ingest_id = "ing-" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
-        orders_index = self.lake.read(
-            "lake", "_index", "orders.parquet", schema=index_schema(SOURCES["orders"])
-        )
-        moved_orders = pl.DataFrame(schema={"order_id": pl.String, "date": pl.Date})
+        spool_root = self.settings.data_dir / ".ingest-spool"
+        shutil.rmtree(spool_root, ignore_errors=True)  # a crashed pass's: rewritten below
         for source in INGEST_ORDER:
-            contract = SOURCES[source]
-            report = self.reports[source]
-            src = self._read_source(source, fresh.pop(source))
-            batch = (
-                pl.concat([p.valid for p in src.parsed], how="vertical_relaxed")
-                if src.parsed
-                else pl.DataFrame(schema=_valid_schema(contract))
-            )
-            report.collapsed += sum(p.collapsed for p in src.parsed)
-            rejects = [p.rejects for p in src.parsed]
-            if contract.is_dimension:
-                if batch.height:
-                    self.lake.write(
-                        batch.drop("_raw").with_columns(_ingest_id=pl.lit(ingest_id)),
-                        "lake",
-                        source,
-                        f"{ingest_id}.parquet",
-                    )
-            elif source == "order_items":
-                batch, orphan_rejects = self._items(batch, orders_index, moved_orders, ingest_id)
-                rejects.append(orphan_rejects)
-            else:
-                index = self.lake.read(
-                    "lake", "_index", f"{source}.parquet", schema=index_schema(contract)
-                )
-                dated = batch.with_columns(date=pl.col(contract.date_column).dt.date())
-                if contract.first_delivery_wins:
-                    first = dated.sort(["_file_name", "_row_number"]).unique(
-                        subset=list(contract.key), keep="first", maintain_order=True
-                    )
-                    new = first.join(index.select(contract.key), on=list(contract.key), how="anti")
-                    report.redelivered += dated.height - new.height
-                    dated = new
-                    index = pl.concat([index, new.select(index.columns)])
-                    report.touched |= set(new["date"].unique().to_list())
-                else:
-                    index, winners, moved = merge_latest(dated, index, list(contract.key))
-                    report.touched |= set(winners["date"].unique().to_list())
-                    report.touched |= set(moved["_old_date"].unique().to_list())
-                    if source == "orders":
-                        orders_index = index
-                        moved_orders = moved.select("order_id", "date")
-                self._write_partitions(source, dated, ingest_id)
-                self.bookkeeping["lake", "_index", f"{source}.parquet"] = index
-                batch = dated
-            report.rows_loaded += batch.height
-            all_rejects = pl.concat(rejects) if rejects else pl.DataFrame(schema=REJECT_SCHEMA)
-            if source == "order_items" and all_rejects.height:
-                all_rejects = self._date_item_rejects(all_rejects, orders_index)
-            report.rows_rejected += all_rejects.filter(
-                pl.col("reason") != "orphan_order_item"
-            ).height
-            self.rejects.append(all_rejects)
-            self.manifest_rows.extend(src.loaded)
-            report.files_loaded.extend(p.name for p in src.to_archive)
-            self.moves.extend(
-                (p, self.settings.archive_dir / source / p.name) for p in src.to_archive
-            )
-            # one source's rows in memory at a time: drop them before the next is parsed
-            del src, batch, rejects, all_rejects
+            spool = Spool(spool_root / source)
+            # one chunk of files in memory at a time: each is applied before the next is read
+            applied = False
+            for src in self._read_source(source, fresh.pop(source)):
+                dated = self._apply(source, src, ingest_id)
+                if dated is not None:
+                    spool.add(dated)
+                applied = True
+                del src, dated
+            if source == "order_items" and not applied:
+                # held-back items wait for their order, which may come with no item files
+                spool.add(self._apply(source, _SourceFiles(), ingest_id))
+            if source == "order_items":
+                self._follow_moved_orders(ingest_id)
+            for rows in spool.by_days():
+                self._write_partitions(source, rows, ingest_id)
+            spool.close()
+            self._park(spool_root / "_bookkeeping")
+            self._read.clear()
 
         self._write_bookkeeping()
         self._stage_rejects(ingest_id)
         self._finish_files(ingest_id)
+        shutil.rmtree(spool_root, ignore_errors=True)
         return IngestReport(ingest_id, self.reports)
+
+    def _apply(self, source: str, src: _SourceFiles, ingest_id: str) -> pl.DataFrame | None:
+        """Apply one chunk of a source's files; returns its dated rows for the lake, if any.
+
+        Chunks are applied in file-name order and carry the version index, the pending
+        items and the moved orders in ``self.bookkeeping``, so the result is that of one
+        batch of all the source's files.
+        """
+        contract = SOURCES[source]
+        report = self.reports[source]
+        batch = (
+            pl.concat([p.valid for p in src.parsed], how="vertical_relaxed")
+            if src.parsed
+            else pl.DataFrame(schema=_valid_schema(contract))
+        )
+        report.collapsed += sum(p.collapsed for p in src.parsed)
+        rejects = [p.rejects for p in src.parsed]
+        dated = None
+        if contract.is_dimension:
+            if batch.height:
+                before = len(report.files_loaded)  # a later chunk of the pass: its own file
+                self.lake.write(
+                    batch.drop("_raw").with_columns(_ingest_id=pl.lit(ingest_id)),
+                    "lake",
+                    source,
+                    f"{ingest_id}{f'-{before:06d}' if before else ''}.parquet",
+                )
+        elif source == "order_items":
+            dated, orphan_rejects = self._items(batch)
+            rejects.append(orphan_rejects)
+        else:
+            index = self._index(source)
+            dated = batch.drop("_raw").with_columns(date=pl.col(contract.date_column).dt.date())
+            if contract.first_delivery_wins:
+                first = dated.sort(["_file_name", "_row_number"]).unique(
+                    subset=list(contract.key), keep="first", maintain_order=True
+                )
+                new = first.join(index.select(contract.key), on=list(contract.key), how="anti")
+                report.redelivered += dated.height - new.height
+                dated = new
+                index = pl.concat([index, new.select(index.columns)])
+                report.touched |= set(new["date"].unique().to_list())
+            else:
+                index, winners, moved = merge_latest(dated, index, list(contract.key))
+                report.touched |= set(winners["date"].unique().to_list())
+                report.touched |= set(moved["_old_date"].unique().to_list())
+                if source == "orders" and moved.height:
+                    self.moved_orders = pl.concat(
+                        [self.moved_orders, moved.select("order_id", "date")]
+                    ).unique(subset="order_id", keep="last", maintain_order=True)
+            self.bookkeeping["lake", "_index", f"{source}.parquet"] = index
+        if dated is not None:
+            report.rows_loaded += dated.height
+        else:
+            report.rows_loaded += batch.height
+        all_rejects = pl.concat(rejects) if rejects else pl.DataFrame(schema=REJECT_SCHEMA)
+        if source == "order_items" and all_rejects.height:
+            all_rejects = self._date_item_rejects(all_rejects, self._index("orders"))
+        report.rows_rejected += all_rejects.filter(pl.col("reason") != "orphan_order_item").height
+        self.rejects.append(all_rejects)
+        self.manifest_rows.extend(src.loaded)
+        report.files_loaded.extend(p.name for p in src.to_archive)
+        self.moves.extend((p, self.settings.archive_dir / source / p.name) for p in src.to_archive)
+        return dated
 
     # ---- order items: dated by their order, orphans held back until it arrives
 
-    def _items(
-        self,
-        batch: pl.DataFrame,
-        orders_index: pl.DataFrame,
-        moved_orders: pl.DataFrame,
-        ingest_id: str,
-    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    def _items(self, batch: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Date a chunk of items by their order; hold back those whose order is unknown."""
         contract = SOURCES["order_items"]
         key = list(contract.key)
         report = self.reports["order_items"]
         pending_schema = _valid_schema(contract)
-        pending = self.lake.read("lake", "_pending", "order_items.parquet", schema=pending_schema)
-        order_dates = orders_index.select("order_id", "date")
+        pending_parts = ("lake", "_pending", "order_items.parquet")
+        if pending_parts in self.bookkeeping:
+            pending = self._kept(pending_parts)
+        else:
+            pending = self.lake.read(*pending_parts, schema=pending_schema)
+        order_dates = self._index("orders").select("order_id", "date")
 
         candidates = pl.concat(
             [
@@ -535,55 +638,17 @@ class IngestPass:
         known = dated.filter(pl.col("date").is_not_null())
         unknown = dated.filter(pl.col("date").is_null())
 
-        resolved = known.filter(pl.col("_pending"))
+        resolved = known.filter(pl.col("_pending")).select("_file_name", "_row_number")
         report.orphans_resolved += resolved.height
-        self.resolved = resolved.select("_file_name", "_row_number")
+        self.resolved = resolved if self.resolved is None else pl.concat([self.resolved, resolved])
         new_orphans = unknown.filter(~pl.col("_pending"))
         report.orphans_pending = unknown.height
-        self.bookkeeping["lake", "_pending", "order_items.parquet"] = unknown.select(
-            list(pending_schema)
-        )
+        self.bookkeeping[pending_parts] = unknown.select(list(pending_schema))
 
-        index = self.lake.read(
-            "lake", "_index", "order_items.parquet", schema=index_schema(contract)
-        )
-        known = known.drop("_pending")
-        index, winners, moved = merge_latest(known, index, key)
+        known = known.drop("_pending", "_raw")
+        index, winners, moved = merge_latest(known, self._index("order_items"), key)
         report.touched |= set(winners["date"].unique().to_list())
         report.touched |= set(moved["_old_date"].unique().to_list())
-        self._write_partitions("order_items", known, ingest_id)
-
-        # items follow an order that moved to another day: copy their live rows over
-        if moved_orders.height:
-            follow = index.join(
-                moved_orders.rename({"date": "_new_date"}), on="order_id", how="inner"
-            ).filter(pl.col("date") != pl.col("_new_date"))
-            if follow.height:
-                old_days = sorted(set(follow["date"].to_list()))
-                live = (
-                    self.lake.scan("lake/order_items", old_days, contract.schema())
-                    .join(
-                        follow.lazy().select([*key, "_file_name", "_row_number", "_new_date"]),
-                        on=[*key, "_file_name", "_row_number"],
-                        how="inner",
-                    )
-                    .unique(subset=[*key, "_file_name", "_row_number"])
-                    .collect()
-                )
-                report.touched |= set(old_days) | set(live["_new_date"].to_list())
-                self._write_partitions(
-                    "order_items",
-                    live.drop("_ingest_id").rename({"_new_date": "date"}),
-                    ingest_id,
-                    tag="-moved",
-                )
-                index = (
-                    index.join(
-                        moved_orders.rename({"date": "_new_date"}), on="order_id", how="left"
-                    )
-                    .with_columns(date=pl.coalesce("_new_date", "date"))
-                    .drop("_new_date")
-                )
         self.bookkeeping["lake", "_index", "order_items.parquet"] = index
 
         orphan_rejects = new_orphans.select(
@@ -600,6 +665,44 @@ class IngestPass:
         )
         return known, orphan_rejects
 
+    def _follow_moved_orders(self, ingest_id: str) -> None:
+        """Items follow an order that moved to another day: copy their live rows over."""
+        moved_orders = self.moved_orders
+        if not moved_orders.height:
+            return
+        contract = SOURCES["order_items"]
+        key = list(contract.key)
+        report = self.reports["order_items"]
+        index = self._index("order_items")
+        follow = index.join(
+            moved_orders.rename({"date": "_new_date"}), on="order_id", how="inner"
+        ).filter(pl.col("date") != pl.col("_new_date"))
+        if not follow.height:
+            return
+        old_days = sorted(set(follow["date"].to_list()))
+        live = (
+            self.lake.scan("lake/order_items", old_days, contract.schema())
+            .join(
+                follow.lazy().select([*key, "_file_name", "_row_number", "_new_date"]),
+                on=[*key, "_file_name", "_row_number"],
+                how="inner",
+            )
+            .unique(subset=[*key, "_file_name", "_row_number"])
+            .collect()
+        )
+        report.touched |= set(old_days) | set(live["_new_date"].to_list())
+        self._write_partitions(
+            "order_items",
+            live.drop("_ingest_id").rename({"_new_date": "date"}),
+            ingest_id,
+            tag="-moved",
+        )
+        self.bookkeeping["lake", "_index", "order_items.parquet"] = (
+            index.join(moved_orders.rename({"date": "_new_date"}), on="order_id", how="left")
+            .with_columns(date=pl.coalesce("_new_date", "date"))
+            .drop("_new_date")
+        )
+
     def _date_item_rejects(self, rejects: pl.DataFrame, orders_index: pl.DataFrame) -> pl.DataFrame:
         dates = orders_index.select(order_ref=pl.col("order_id"), _order_date=pl.col("date"))
         return (
@@ -614,6 +717,23 @@ class IngestPass:
             .drop("_order_date")
         )
 
+    def _kept(self, parts: tuple[str, ...]) -> pl.DataFrame:
+        kept = self.bookkeeping[parts]
+        return pl.read_parquet(kept) if isinstance(kept, Path) else kept
+
+    def _park(self, folder: Path) -> None:
+        """Move the bookkeeping of the sources done so far out of memory, to local disk.
+
+        It is written to the lake only at the end of the pass; until then a large index
+        (tens of millions of keys) would sit in memory beside the next source's chunks.
+        """
+        folder.mkdir(parents=True, exist_ok=True)
+        for parts, kept in self.bookkeeping.items():
+            if isinstance(kept, pl.DataFrame):
+                path = folder / "-".join(parts)
+                kept.write_parquet(path, compression="lz4")
+                self.bookkeeping[parts] = path
+
     def _write_bookkeeping(self) -> None:
         """Write the version indexes and pending items after every lake partition.
 
@@ -624,7 +744,7 @@ class IngestPass:
         """
         orders = ("lake", "_index", "orders.parquet")
         for parts in sorted(self.bookkeeping, key=lambda p: p == orders):
-            self.lake.write(self.bookkeeping[parts], *parts)
+            self.lake.write(self._kept(parts), *parts)
 
     # ---- publishing
 

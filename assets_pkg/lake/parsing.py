@@ -11,7 +11,9 @@ import csv
 import datetime as dt
 import io
 import json
-from collections.abc import Iterator, Sequence
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -262,18 +264,25 @@ def _json_record(line: str) -> object:
         return None
 
 
-def read_jsonl_rows(contract: SourceContract, text: str) -> pl.DataFrame:
-    names = contract.column_names
+def _numbered_lines(text: str) -> Iterator[tuple[int, str]]:
+    """Non-blank lines (CR line ends dropped) with their 1-based numbers among all lines."""
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.rstrip("\r")
+        if line.strip(WHITESPACE):
+            yield number, line
+
+
+def _read_jsonl_lines(
+    names: list[str], lines: Iterable[tuple[int, str]]
+) -> tuple[pl.DataFrame, int]:
+    """Numbered lines read one by one with Python's json module, and how many were objects."""
     values: dict[str, list[str | None]] = {n: [] for n in names}
     row_numbers: list[int] = []
     raws: list[str] = []
     malformed: list[bool] = []
     bad_type: list[str | None] = []
     objects = 0
-    for number, line in enumerate(text.split("\n"), start=1):
-        line = line.rstrip("\r")
-        if not line.strip(WHITESPACE):
-            continue
+    for number, line in lines:
         record = _json_record(line)
         row_numbers.append(number)
         raws.append(line)
@@ -292,9 +301,7 @@ def read_jsonl_rows(contract: SourceContract, text: str) -> pl.DataFrame:
                 first_bad = n
             values[n].append(text_value)
         bad_type.append(first_bad)
-    if objects == 0:
-        raise UnreadableFile("no_json_object", "no line is a JSON object: not JSON Lines")
-    return pl.DataFrame(
+    frame = pl.DataFrame(
         {n: pl.Series(n, values[n], dtype=pl.String) for n in names}
         | {
             "_row_number": pl.Series(row_numbers, dtype=pl.Int64),
@@ -303,6 +310,229 @@ def read_jsonl_rows(contract: SourceContract, text: str) -> pl.DataFrame:
             "_raw": pl.Series(raws, dtype=pl.String),
         }
     )
+    return frame, objects
+
+
+def _no_json_object() -> UnreadableFile:
+    return UnreadableFile("no_json_object", "no line is a JSON object: not JSON Lines")
+
+
+def _read_jsonl_rows_exact(contract: SourceContract, text: str) -> pl.DataFrame:
+    """The reference reader: every line through Python's json module."""
+    frame, objects = _read_jsonl_lines(contract.column_names, _numbered_lines(text))
+    if objects == 0:
+        raise _no_json_object()
+    return frame
+
+
+# The fast path reads lines of one "shape": a flat object whose members are named in a given
+# order, with scalar values written without escapes or control characters, and only spaces and
+# tabs between tokens. Such a line is valid JSON, and its strings hold no quote or backslash.
+_JSON_WS = r"[ \t]*"
+_JSON_STRING = r'"[^"\\\x00-\x1f]*"'
+_JSON_NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
+_JSON_SCALAR = rf"(?:{_JSON_STRING}|{_JSON_NUMBER}|true|false|null)"
+# A guess at a line's member names (strings followed by a colon), right for simple lines; a
+# wrong guess costs only time, as a shape's own pattern decides which lines it reads.
+_JSON_MEMBER_NAME = re.compile(r'"([^"]*)"([ \t]*:)?')
+_SIMPLE_NAME = re.compile(r'[^"\\\x00-\x1f]*')
+FAST_MIN_LINES = 500  # below this the fast path's fixed cost (about 2 ms) outweighs its gain
+SHAPE_SAMPLE = 64  # lines looked at to choose the shapes worth reading
+MIN_SHAPE_SHARE = 16  # a shape is read if at least 1/16 of the sampled lines have it
+MAX_SHAPES = 8
+
+
+def _shape_pattern(shape: tuple[str, ...], columns: list[str]) -> str:
+    """A regex matching exactly the lines of ``shape``: ``{"a": 1, "b": "x"}`` for ``(a, b)``.
+
+    Group ``obj`` captures the opening brace, so it is set iff the line matched; group ``c<i>``
+    captures the value token of contract column ``i`` where the shape names it.
+    """
+    if len(set(shape)) != len(shape) or not all(_SIMPLE_NAME.fullmatch(n) for n in shape):
+        raise ValueError(f"not a shape: {shape!r}")  # the JSON would be invalid or malformed
+    members = []
+    for name in shape:
+        value = f"(?P<c{columns.index(name)}>{_JSON_SCALAR})" if name in columns else _JSON_SCALAR
+        members.append(f'"{pl.escape_regex(name)}"{_JSON_WS}:{_JSON_WS}{value}')
+    body = f"{_JSON_WS},{_JSON_WS}".join(members)
+    return rf"^{_JSON_WS}(?P<obj>\{{){_JSON_WS}{body}{_JSON_WS}\}}{_JSON_WS}$"
+
+
+def _token_text(token: pl.Expr) -> pl.Expr:
+    """A scalar token as the exact reader gives it.
+
+    Python's json reads an escape-free string as its content verbatim, a number (with
+    ``parse_int=str``, ``parse_float=str``) as written, ``true``/``false`` as that text
+    through ``_json_text``, and ``null`` (like a missing member) as null.
+    """
+    return pl.when(token != "null").then(token.str.strip_prefix('"').str.strip_suffix('"'))
+
+
+def _is_shape(names: tuple[str, ...]) -> bool:
+    """Member names a simple line can have: distinct, and written without escapes."""
+    return len(set(names)) == len(names) and all(_SIMPLE_NAME.fullmatch(n) for n in names)
+
+
+def _common_shapes(lines: list[str]) -> list[tuple[str, ...]]:
+    """The shapes of many lines of an even sample of ``lines``, the commonest first."""
+    sample = [line for line in lines[:: -(-len(lines) // SHAPE_SAMPLE) or 1] if line]
+    shapes = Counter(
+        tuple(name for name, colon in _JSON_MEMBER_NAME.findall(line) if colon) for line in sample
+    )
+    return [
+        shape
+        for shape, count in shapes.most_common(MAX_SHAPES)
+        if count * MIN_SHAPE_SHARE >= len(sample) and _is_shape(shape)
+    ]
+
+
+def _line_frame(raw: pl.Series) -> pl.DataFrame:
+    """Lines of one text: CR line ends dropped, numbered among all lines, blank ones left out."""
+    return (
+        raw.to_frame()
+        .with_columns(
+            pl.col("_raw").str.strip_chars_end("\r"),
+            _row_number=pl.int_range(1, pl.len() + 1, dtype=pl.Int64),
+        )
+        .filter(pl.col("_raw").str.strip_chars(WHITESPACE) != "")
+    )
+
+
+def _read_shapes(
+    lines: pl.DataFrame, shapes: list[tuple[str, ...]], columns: list[str]
+) -> pl.DataFrame:
+    """The lines (``_line_frame``), the fields of those of a shape read (``_fast``), others null.
+
+    A line matches at most one shape's pattern (its member names, in order, are the shape),
+    so a field's token is the first found among the shapes naming it. Columns of ``lines``
+    other than ``_raw`` and ``_row_number`` (the file a line is from) are kept.
+    """
+    groups = [f"_shape{j}" for j in range(len(shapes))]
+    tokens = {
+        n: [
+            pl.col(g).struct.field(f"c{i}")
+            for g, shape in zip(groups, shapes, strict=True)
+            if n in shape
+        ]
+        for i, n in enumerate(columns)
+    }
+    extra = [c for c in lines.columns if c not in ("_raw", "_row_number")]
+    # eager frames: a lazy query's planning costs more than reading a small file
+    return lines.with_columns(
+        pl.col("_raw").str.extract_groups(_shape_pattern(shape, columns)).alias(g)
+        for g, shape in zip(groups, shapes, strict=True)
+    ).select(
+        *[
+            _token_text(pl.coalesce(tokens[n])).alias(n)
+            if tokens[n]
+            else pl.lit(None, pl.String).alias(n)
+            for n in columns
+        ],
+        pl.col("_row_number"),
+        pl.lit(False).alias("_malformed"),
+        pl.lit(None, pl.String).alias("_bad_type"),
+        pl.col("_raw"),
+        *extra,
+        (
+            pl.any_horizontal(pl.col(g).struct.field("obj").is_not_null() for g in groups)
+            if groups
+            else pl.lit(False)
+        ).alias("_fast"),
+    )
+
+
+def _read_rest(columns: list[str], read: pl.DataFrame) -> pl.DataFrame:
+    """``read`` with the lines no shape read (``_fast`` false) read by the exact reader."""
+    if read["_fast"].all():
+        return read.drop("_fast")
+    rest = read.filter(~pl.col("_fast"))
+    slow, _ = _read_jsonl_lines(
+        columns, zip(rest["_row_number"].to_list(), rest["_raw"].to_list(), strict=True)
+    )
+    extra = [c for c in read.columns if c not in slow.columns and c != "_fast"]
+    slow = slow.with_columns(rest.select(extra)) if extra else slow
+    merged = pl.concat([read.filter("_fast").drop("_fast"), slow.select(read.columns[:-1])])
+    return merged.sort([*extra, "_row_number"])
+
+
+def read_jsonl_files(
+    contract: SourceContract, texts: Sequence[tuple[str, str]]
+) -> tuple[pl.DataFrame, dict[str, Exception]]:
+    """Many decoded JSON Lines files read together: each file's ``read_jsonl_rows`` rows.
+
+    Events arrive as thousands of small files: read one by one, each pays the fast path's
+    fixed cost, so the lines of all of them are read in one pass (``_file_name`` says whose,
+    rows in file then line order). A file with no JSON object is returned in the failures.
+    """
+    columns = contract.column_names
+    names = [name for name, _ in texts]
+    counts = []
+    every: list[str] = []
+    for _, text in texts:
+        lines = text.split("\n")
+        counts.append(len(lines))
+        every.extend(lines)
+    shapes = _common_shapes(every)
+    raw = pl.Series("_raw", every, dtype=pl.String)
+    del every
+    file_of = pl.select(
+        pl.int_range(len(names), dtype=pl.Int32).repeat_by(pl.Series(counts)).explode()
+    ).to_series()
+    lines = (
+        pl.DataFrame([raw, file_of.alias("_file")])
+        .with_columns(
+            pl.col("_raw").str.strip_chars_end("\r"),
+            _row_number=pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("_file"),
+        )
+        .filter(pl.col("_raw").str.strip_chars(WHITESPACE) != "")
+    )
+    rows = _read_rest(columns, _read_shapes(lines, shapes, columns))
+    objects = rows.group_by("_file").agg((~pl.col("_malformed")).sum().alias("objects"))
+    with_object = set(objects.filter(pl.col("objects") > 0)["_file"].to_list())
+    failed: dict[str, Exception] = {
+        names[i]: _no_json_object() for i in range(len(names)) if i not in with_object
+    }
+    rows = rows.filter(pl.col("_file").is_in(list(with_object))).with_columns(
+        _file_name=pl.col("_file").replace_strict(
+            list(range(len(names))), names, return_dtype=pl.String
+        )
+    )
+    return rows.drop("_file"), failed
+
+
+def read_jsonl_rows(contract: SourceContract, text: str) -> pl.DataFrame:
+    """The lines of a JSON Lines file as contract text, exactly as ``_read_jsonl_rows_exact``.
+
+    Small files go to the exact reader; otherwise ``_read_jsonl_rows_fast``.
+    """
+    if text.count("\n") + 1 < FAST_MIN_LINES:
+        return _read_jsonl_rows_exact(contract, text)
+    return _read_jsonl_rows_fast(contract, text)
+
+
+def _read_jsonl_rows_fast(contract: SourceContract, text: str) -> pl.DataFrame:
+    """``_read_jsonl_rows_exact`` with the common lines read by Polars.
+
+    Producers write nearly every line alike, so the file's common shapes (``_shape_pattern``)
+    are read with one regular expression each. Every other line (nested values, escapes,
+    other whitespace, invalid JSON, a member name given twice, a rare shape) goes through
+    Python's json module line by line as before. A line of a shape is a JSON object with
+    distinct member names and no nested value: not malformed, no bad type, and each contract
+    field the text of its value (``_token_text``) or null where it has no member.
+    """
+    columns = contract.column_names
+    lines = text.split("\n")
+    shapes = _common_shapes(lines)
+    if not shapes:
+        return _read_jsonl_rows_exact(contract, text)
+    try:
+        raw = pl.Series("_raw", lines, dtype=pl.String)
+    except UnicodeEncodeError:  # a lone surrogate: the exact reader decides what happens
+        return _read_jsonl_rows_exact(contract, text)
+    rows = _read_rest(columns, _read_shapes(_line_frame(raw), shapes, columns))
+    if not (~rows["_malformed"]).any():
+        raise _no_json_object()
+    return rows
 
 
 # --------------------------------------------------------------------------- values
@@ -595,15 +825,25 @@ def parse_files(
     frames: list[pl.DataFrame] = []
     names: list[str] = []
     failed: dict[str, Exception] = {}
+    texts: list[tuple[str, str]] = []
     for name, data in files:
         try:
-            rows = read_rows(contract, data)
+            if contract.format == "csv":
+                rows = read_rows(contract, data)
+                frames.append(rows.with_columns(_file_name=pl.lit(name, pl.String)))
+            else:  # read below, all files' lines at once
+                texts.append((name, decode(data)))
         except Exception as exc:  # one unreadable file never stops the others
             failed[name] = exc
             continue
-        frames.append(rows.with_columns(_file_name=pl.lit(name, pl.String)))
         names.append(name)
-    if not frames:
+    if texts:
+        rows, unread = read_jsonl_files(contract, texts)
+        del texts
+        frames.append(rows)
+        failed.update(unread)
+        names = [n for n in names if n not in unread]
+    if not names:
         return [], failed
     valid, rejects, collapsed = validate_files(contract, pl.concat(frames, how="diagonal_relaxed"))
     del frames

@@ -101,6 +101,11 @@ def held_back(results: list[DayResult]) -> set[dt.date | None]:
     return {r.day for r in results if not r.passed and r.severity == "ERROR" and r.rule in GATING}
 
 
+#: top values are counted for columns with at most this many distinct values (approx.): on an
+#: id column they say nothing and the count is a hash table of every id
+TOP_VALUES_MAX_DISTINCT = 100_000
+
+
 def profile(
     conn: duckdb.DuckDBPyConnection, query: str, params: list, top: int = 3
 ) -> dg.MetadataValue:
@@ -112,7 +117,9 @@ def profile(
     ]
     for name, kind, low, high, distinct, *_rest, count, null_pct in summary:
         tops = ""
-        if kind == "VARCHAR" and count:
+        if kind == "VARCHAR" and count and int(distinct or 0) > TOP_VALUES_MAX_DISTINCT:
+            tops = "(key-like: too many distinct values)"
+        elif kind == "VARCHAR" and count:
             values = conn.execute(
                 f'SELECT "{name}", count(*) FROM ({query}) WHERE "{name}" IS NOT NULL '
                 f"GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {int(top)}",

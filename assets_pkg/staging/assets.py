@@ -213,9 +213,18 @@ def check_candidate(
 def staged_profile(lake: LakeResource, source: str, days: list[dt.date] | None) -> dg.MetadataValue:
     """Per-column profile of what the staging table now holds for the run's days."""
     contract = SOURCES[source]
-    frame = lake.scan(f"staging/stg_{source}", days, transforms.staging_schema(contract))
+    dataset = f"staging/stg_{source}"
     with duckdb.connect() as conn:
-        conn.register("_staged", frame)
+        if not lake.is_s3:
+            files = (
+                lake.partition_files(dataset, days)
+                if days is not None
+                else lake.dataset_files(dataset)
+            )
+            if files:
+                # DuckDB streams the files: a registered frame is collected whole per query
+                return profile(conn, "SELECT * FROM read_parquet(?)", [[str(f) for f in files]])
+        conn.register("_staged", lake.scan(dataset, days, transforms.staging_schema(contract)))
         return profile(conn, "SELECT * FROM _staged", [])
 
 
