@@ -74,7 +74,7 @@ class Options:
     seed: int = 7
     runs: int = 10
     pandas_max: float = 1.0
-    project_max: float = 1.0
+    project_max: float = 10.0
     spark_max: float = 1.0
     spark: bool = True
     overheads: bool = True

@@ -17,6 +17,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -312,6 +313,8 @@ class IngestPass:
         #: index and pending files, written only once every lake partition of the pass is
         #: (see ``_write_bookkeeping``)
         self.bookkeeping: dict[tuple[str, ...], pl.DataFrame | Path] = {}
+        #: digest and identity (inode, size, mtime) of each landed file when it was listed
+        self.identities: dict[Path, tuple[str, tuple[int, int, int]]] = {}
         #: indexes read but not changed by this pass (the orders index, for the items)
         self._read: dict[tuple[str, ...], pl.DataFrame] = {}
         #: orders whose live version moved to another day in this pass, with their new day
@@ -328,9 +331,13 @@ class IngestPass:
         known = self.manifest.known(source)
         report = self.reports[source]
         fresh: list[Path] = []
-        for path in landed_files(self.settings.landing_dir / source):
-            if self.only is not None and f"{source}/{path.name}" not in self.only:
-                continue
+        landed = [
+            p
+            for p in landed_files(self.settings.landing_dir / source)
+            if self.only is None or f"{source}/{p.name}" in self.only
+        ]
+        digests = self._digests([p for p in landed if p.is_file() and not p.is_symlink()])
+        for path in landed:
             if path.is_symlink() or not path.is_file():
                 self._quarantine(source, path, None, "unsafe_file", "not a regular file (symlink)")
                 continue
@@ -343,8 +350,10 @@ class IngestPass:
                     "the file name has control characters or is not UTF-8; not read",
                 )
                 continue
-            data = path.read_bytes()
-            digest = sha256_of(data)
+            try:
+                digest = digests[path]
+            except KeyError:  # gone since it was listed: nothing to ingest
+                continue
             seen = known.get(path.name)
             if seen is not None and seen.status != "loaded" and seen.sha256 != digest:
                 seen = None  # a quarantined file may land again, fixed, under its name
@@ -381,6 +390,27 @@ class IngestPass:
                     record=False,
                 )
         return fresh
+
+    def _digests(self, paths: list[Path]) -> dict[Path, str]:
+        """SHA-256 of each file, on every core (hashing and reading release the GIL).
+
+        The file's identity (inode, size, mtime) is kept with it: when the file is read
+        again to be parsed and is still the same file, its digest is not computed twice.
+        """
+
+        def one(path: Path) -> tuple[Path, str, tuple[int, int, int]] | None:
+            try:
+                with open(path, "rb") as fh:
+                    st = os.fstat(fh.fileno())
+                    digest = sha256_of(fh.read())
+            except FileNotFoundError:
+                return None
+            return path, digest, (st.st_ino, st.st_size, st.st_mtime_ns)
+
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            found = [r for r in pool.map(one, paths) if r is not None]
+        self.identities.update({path: (digest, ident) for path, digest, ident in found})
+        return {path: digest for path, digest, _ in found}
 
     def _quarantine(
         self,
@@ -434,13 +464,18 @@ class IngestPass:
         size = 0
         for path in files:
             try:
-                data = path.read_bytes()
+                with open(path, "rb") as fh:
+                    st = os.fstat(fh.fileno())
+                    data = fh.read()
             except FileNotFoundError:  # taken away since it was listed: nothing to ingest
                 self.log(f"{source}/{path.name} disappeared from the landing zone; skipped")
                 continue
-            # the digest of the bytes parsed (a file re-landed since it was listed is the
-            # same as one that landed a moment earlier)
-            group.append((path, data, sha256_of(data)))
+            # the digest of the bytes parsed: a file re-landed since it was listed (another
+            # inode, size or mtime) is hashed again, as one that landed a moment earlier
+            digest, ident = self.identities.get(path, ("", None))
+            if ident != (st.st_ino, st.st_size, st.st_mtime_ns):
+                digest = sha256_of(data)
+            group.append((path, data, digest))
             size += len(data)
             if size >= CHUNK_BYTES:
                 yield self._read_group(source, group)

@@ -131,13 +131,24 @@ def _blank(columns: list[str]) -> pl.Expr:
     )
 
 
+#: a whole field in quotes, on one line, with no quote inside: read alike by Polars and by the
+#: csv module (its value is the text between the quotes)
+SIMPLE_QUOTED_FIELD = re.compile(r'(?:^|(?<=,))"[^"\r\n]*"(?=,|\r?$)', re.MULTILINE)
+
+
 def _csv_fast(text: str, header: list[str]) -> pl.DataFrame | None:
-    """Polars' reader, for files without quoting (quoted files get the strict RFC 4180 path)."""
-    if '"' in text:
-        return None  # Polars tolerates text after a closing quote; the csv module does not
-    if "\r" in text.replace("\r\n", ""):
+    """Polars' reader, for files without quoting or with simple quoting only.
+
+    Anything else (a quote inside a field, text after a closing quote, a line break in
+    quotes) gets the strict RFC 4180 path: Polars tolerates what the csv module rejects.
+    """
+    unquoted = SIMPLE_QUOTED_FIELD.sub("", text) if '"' in text else text
+    if '"' in unquoted:
+        return None
+    if "\r" in unquoted.replace("\r\n", ""):
         return None  # a lone CR ends a record for the csv module, Polars keeps it in the value
-    if max(line.count(",") for line in text.split("\n")) >= len(header):
+    commas = pl.Series(unquoted.split("\n"), dtype=pl.String).str.count_matches(",", literal=True)
+    if (commas.max() or 0) >= len(header):
         return None  # Polars drops a surplus empty field ("a,b,"): malformed_record is exact
     try:
         df = pl.read_csv(

@@ -109,3 +109,38 @@ def test_spool_reads_back_every_row_once_in_disjoint_day_ranges(tmp_path: Path):
         back.sort("date", maintain_order=True), rows.sort("date", maintain_order=True)
     )
     assert not (tmp_path / "spool").exists()
+
+
+def test_a_file_relanded_after_listing_is_recorded_with_the_bytes_parsed(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+):
+    """Digests from the listing are reused only for the same file (inode, size, mtime)."""
+    import hashlib
+    import os
+
+    from assets_pkg.lake.manifest import Manifest
+
+    first = "customer_id,email,updated_at\nC1,a@example.com,2024-01-01T00:00:00Z\n"
+    second = "customer_id,email,updated_at\nC1,b@example.com,2024-01-02T00:00:00Z\n"
+    folder = settings.landing_dir / "customers"
+    folder.mkdir(parents=True)
+    (folder / "c1.csv").write_text(first)
+    (folder / "c2.csv").write_text(first.replace("C1", "C2"))
+    classify = IngestPass._classify
+
+    def listed_then_relanded(self, source, parts):
+        fresh = classify(self, source, parts)
+        if source == "customers":  # a producer re-lands c1.csv (write, then rename)
+            (folder / ".c1.csv.tmp").write_text(second)
+            os.replace(folder / ".c1.csv.tmp", folder / "c1.csv")
+        return fresh
+
+    monkeypatch.setattr(IngestPass, "_classify", listed_then_relanded)
+    lake = LakeResource(root=settings.lake_url)
+    IngestPass(settings, lake).run()
+
+    known = Manifest(settings.manifest_path).known("customers")
+    assert known["c1.csv"].sha256 == hashlib.sha256(second.encode()).hexdigest()
+    assert known["c2.csv"].sha256 == hashlib.sha256(first.replace("C1", "C2").encode()).hexdigest()
+    rows = pl.read_parquet(Path(settings.lake_url) / "lake" / "customers" / "*.parquet")
+    assert rows.filter(pl.col("customer_id") == "C1")["email"].to_list() == ["b@example.com"]
