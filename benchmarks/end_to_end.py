@@ -17,9 +17,9 @@ row). Then, side by side in one run, each in its own measured child process:
             and Java are there (a note says why not otherwise), up to `--spark-max`;
   project   `assets-pkg ingest` then one `assets-pkg backfill --start --end` over every
             partition: Dagster runs, lake, staging, warehouse, marts and every check;
-            above `--project-max` (default 1M, so the harness fits in about 15 minutes
-            on 2 cores) it is not run: its figure is extrapolated linearly, and the marts
-            of that size are not compared (the SQL and pandas code were at the smaller).
+            above `--project-max` (default 10M: it runs at both default sizes) it is not
+            run: its figure is extrapolated linearly, and the marts of that size are not
+            compared (the SQL and pandas code were at the smaller).
 
 Every variant's marts are compared with the project's before any time is reported; a
 difference fails the benchmark. Wall time, input rows per second and peak RSS per variant,
