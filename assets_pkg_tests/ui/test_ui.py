@@ -29,6 +29,7 @@ import time
 
 import dagster as dg
 import pytest
+from playwright.sync_api import expect
 
 from assets_pkg.contracts import TABLES
 from assets_pkg.definitions import build_definitions
@@ -238,7 +239,7 @@ def test_mart_column_schema_and_column_lineage(dagster_ui: DagsterUI, page, shot
     page.set_viewport_size({"width": 1440, "height": 1100})
     page.goto(f"/assets/{MART}")
     columns = page.locator("table", has=page.get_by_text("Column name", exact=True))
-    columns.wait_for()
+    expect(columns.locator("tbody tr")).to_have_count(len(table.column_names), timeout=30_000)
     rows = {
         r.locator("td").first.inner_text().strip(): r.inner_text()
         for r in columns.locator("tbody tr").all()
@@ -278,10 +279,12 @@ def test_mart_column_schema_and_column_lineage(dagster_ui: DagsterUI, page, shot
     entry = page.locator("tr", has=page.get_by_text("column_lineage", exact=True))
     entry.get_by_text("[Show Markdown]").click()
     dialog = page.get_by_role("dialog")
-    dialog.locator("table").wait_for()
+    # the dialog can show its table before its rows: wait for every row, not the table
+    body_rows = dialog.locator("tbody tr")
+    expect(body_rows).to_have_count(len(table.column_names), timeout=30_000)
     shown = {
         r.locator("td").first.inner_text().strip(): r.locator("td").last.inner_text()
-        for r in dialog.locator("tbody tr").all()
+        for r in body_rows.all()
     }
     assert list(shown) == table.column_names
     for column, sources in served.items():
