@@ -315,7 +315,7 @@ class IngestPass:
         self.bookkeeping: dict[tuple[str, ...], pl.DataFrame | Path] = {}
         #: digest and identity (inode, size, mtime) of each landed file when it was listed
         self.identities: dict[Path, tuple[str, tuple[int, int, int]]] = {}
-        #: indexes read but not changed by this pass (the orders index, for the items)
+        #: bookkeeping read from the lake or from disk while a source is applied
         self._read: dict[tuple[str, ...], pl.DataFrame] = {}
         #: orders whose live version moved to another day in this pass, with their new day
         self.moved_orders = pl.DataFrame(schema={"order_id": pl.String, "date": pl.Date})
@@ -336,7 +336,7 @@ class IngestPass:
             for p in landed_files(self.settings.landing_dir / source)
             if self.only is None or f"{source}/{p.name}" in self.only
         ]
-        digests = self._digests([p for p in landed if p.is_file() and not p.is_symlink()])
+        self._hash([p for p in landed if p.is_file() and not p.is_symlink()])
         for path in landed:
             if path.is_symlink() or not path.is_file():
                 self._quarantine(source, path, None, "unsafe_file", "not a regular file (symlink)")
@@ -350,10 +350,9 @@ class IngestPass:
                     "the file name has control characters or is not UTF-8; not read",
                 )
                 continue
-            try:
-                digest = digests[path]
-            except KeyError:  # gone since it was listed: nothing to ingest
+            if path not in self.identities:  # gone since it was listed: nothing to ingest
                 continue
+            digest = self.identities[path][0]
             seen = known.get(path.name)
             if seen is not None and seen.status != "loaded" and seen.sha256 != digest:
                 seen = None  # a quarantined file may land again, fixed, under its name
@@ -391,8 +390,9 @@ class IngestPass:
                 )
         return fresh
 
-    def _digests(self, paths: list[Path]) -> dict[Path, str]:
-        """SHA-256 of each file, on every core (hashing and reading release the GIL).
+    def _hash(self, paths: list[Path]) -> None:
+        """SHA-256 of each file into ``identities``, on every core (hashing and reading release
+        the GIL).
 
         The file's identity (inode, size, mtime) is kept with it: when the file is read
         again to be parsed and is still the same file, its digest is not computed twice.
@@ -410,7 +410,6 @@ class IngestPass:
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             found = [r for r in pool.map(one, paths) if r is not None]
         self.identities.update({path: (digest, ident) for path, digest, ident in found})
-        return {path: digest for path, digest, _ in found}
 
     def _quarantine(
         self,
@@ -542,10 +541,20 @@ class IngestPass:
     def _index(self, source: str) -> pl.DataFrame:
         """The source's version index: this pass's, once a chunk has changed it."""
         parts = ("lake", "_index", f"{source}.parquet")
-        if parts in self.bookkeeping:
-            return self._kept(parts)
+        return self._bookkept(parts, index_schema(SOURCES[source]))
+
+    def _bookkept(self, parts: tuple[str, ...], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+        """Bookkeeping as this pass has it: in memory, parked on disk, or still the lake's.
+
+        What is read (from disk or the lake) is kept until the current source is done.
+        """
+        kept = self.bookkeeping.get(parts)
+        if isinstance(kept, pl.DataFrame):
+            return kept
         if parts not in self._read:
-            self._read[parts] = self.lake.read(*parts, schema=index_schema(SOURCES[source]))
+            self._read[parts] = (
+                pl.read_parquet(kept) if kept is not None else self.lake.read(*parts, schema=schema)
+            )
         return self._read[parts]
 
     def run(self) -> IngestReport:
@@ -632,10 +641,7 @@ class IngestPass:
                         [self.moved_orders, moved.select("order_id", "date")]
                     ).unique(subset="order_id", keep="last", maintain_order=True)
             self.bookkeeping["lake", "_index", f"{source}.parquet"] = index
-        if dated is not None:
-            report.rows_loaded += dated.height
-        else:
-            report.rows_loaded += batch.height
+        report.rows_loaded += (batch if dated is None else dated).height
         all_rejects = pl.concat(rejects) if rejects else pl.DataFrame(schema=REJECT_SCHEMA)
         if source == "order_items" and all_rejects.height:
             all_rejects = self._date_item_rejects(all_rejects, self._index("orders"))
@@ -655,10 +661,7 @@ class IngestPass:
         report = self.reports["order_items"]
         pending_schema = _valid_schema(contract)
         pending_parts = ("lake", "_pending", "order_items.parquet")
-        if pending_parts in self.bookkeeping:
-            pending = self._kept(pending_parts)
-        else:
-            pending = self.lake.read(*pending_parts, schema=pending_schema)
+        pending = self._bookkept(pending_parts, pending_schema)
         order_dates = self._index("orders").select("order_id", "date")
 
         candidates = pl.concat(
@@ -752,10 +755,6 @@ class IngestPass:
             .drop("_order_date")
         )
 
-    def _kept(self, parts: tuple[str, ...]) -> pl.DataFrame:
-        kept = self.bookkeeping[parts]
-        return pl.read_parquet(kept) if isinstance(kept, Path) else kept
-
     def _park(self, folder: Path) -> None:
         """Move the bookkeeping of the sources done so far out of memory, to local disk.
 
@@ -779,7 +778,8 @@ class IngestPass:
         """
         orders = ("lake", "_index", "orders.parquet")
         for parts in sorted(self.bookkeeping, key=lambda p: p == orders):
-            self.lake.write(self._kept(parts), *parts)
+            kept = self.bookkeeping[parts]
+            self.lake.write(pl.read_parquet(kept) if isinstance(kept, Path) else kept, *parts)
 
     # ---- publishing
 

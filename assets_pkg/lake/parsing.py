@@ -359,7 +359,7 @@ def _shape_pattern(shape: tuple[str, ...], columns: list[str]) -> str:
     Group ``obj`` captures the opening brace, so it is set iff the line matched; group ``c<i>``
     captures the value token of contract column ``i`` where the shape names it.
     """
-    if len(set(shape)) != len(shape) or not all(_SIMPLE_NAME.fullmatch(n) for n in shape):
+    if not _is_shape(shape):
         raise ValueError(f"not a shape: {shape!r}")  # the JSON would be invalid or malformed
     members = []
     for name in shape:
@@ -397,16 +397,15 @@ def _common_shapes(lines: list[str]) -> list[tuple[str, ...]]:
     ]
 
 
-def _line_frame(raw: pl.Series) -> pl.DataFrame:
-    """Lines of one text: CR line ends dropped, numbered among all lines, blank ones left out."""
-    return (
-        raw.to_frame()
-        .with_columns(
-            pl.col("_raw").str.strip_chars_end("\r"),
-            _row_number=pl.int_range(1, pl.len() + 1, dtype=pl.Int64),
-        )
-        .filter(pl.col("_raw").str.strip_chars(WHITESPACE) != "")
-    )
+def _line_frame(raw: pl.Series, file_of: pl.Series | None = None) -> pl.DataFrame:
+    """Lines of one text, or of many (``file_of`` says whose: column ``_file``): CR line ends
+    dropped, numbered among all lines of their text, blank ones left out."""
+    number = pl.int_range(1, pl.len() + 1, dtype=pl.Int64)
+    frame = raw.to_frame() if file_of is None else pl.DataFrame([raw, file_of.alias("_file")])
+    return frame.with_columns(
+        pl.col("_raw").str.strip_chars_end("\r"),
+        _row_number=number if file_of is None else number.over("_file"),
+    ).filter(pl.col("_raw").str.strip_chars(WHITESPACE) != "")
 
 
 def _read_shapes(
@@ -489,15 +488,7 @@ def read_jsonl_files(
     file_of = pl.select(
         pl.int_range(len(names), dtype=pl.Int32).repeat_by(pl.Series(counts)).explode()
     ).to_series()
-    lines = (
-        pl.DataFrame([raw, file_of.alias("_file")])
-        .with_columns(
-            pl.col("_raw").str.strip_chars_end("\r"),
-            _row_number=pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("_file"),
-        )
-        .filter(pl.col("_raw").str.strip_chars(WHITESPACE) != "")
-    )
-    rows = _read_rest(columns, _read_shapes(lines, shapes, columns))
+    rows = _read_rest(columns, _read_shapes(_line_frame(raw, file_of), shapes, columns))
     objects = rows.group_by("_file").agg((~pl.col("_malformed")).sum().alias("objects"))
     with_object = set(objects.filter(pl.col("objects") > 0)["_file"].to_list())
     failed: dict[str, Exception] = {
