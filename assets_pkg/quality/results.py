@@ -109,13 +109,28 @@ TOP_VALUES_MAX_DISTINCT = 100_000
 def profile(
     conn: duckdb.DuckDBPyConnection, query: str, params: list, top: int = 3
 ) -> dg.MetadataValue:
-    """Per-column profile of a query's rows: NULL share, distinct values, min, max, top values."""
-    summary = conn.execute(f"SUMMARIZE {query}", params).fetchall()
+    """Per-column profile of a query's rows: NULL share, distinct values, min, max, top values.
+
+    One scan with plain aggregates: ``SUMMARIZE`` also computes quantiles, mean and standard
+    deviation of every column, which the profile does not show and which cost 10x the scan.
+    """
+    columns = [(r[0], r[1]) for r in conn.execute(f"DESCRIBE {query}", params).fetchall()]
     lines = [
         "| column | type | null % | distinct (approx.) | min | max | top values |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for name, kind, low, high, distinct, *_rest, count, null_pct in summary:
+    if not columns:
+        return dg.MetadataValue.md("\n".join(lines))
+    aggregates = ", ".join(
+        f'count("{n}"), approx_count_distinct("{n}"), CAST(min("{n}") AS VARCHAR), '
+        f'CAST(max("{n}") AS VARCHAR)'
+        for n, _ in columns
+    )
+    row = conn.execute(f"SELECT count(*), {aggregates} FROM ({query})", params).fetchone()
+    count = row[0]
+    for i, (name, kind) in enumerate(columns):
+        non_null, distinct, low, high = row[1 + 4 * i : 5 + 4 * i]
+        null_pct = 100.0 * (count - non_null) / count if count else 0.0
         tops = ""
         if kind == "VARCHAR" and count and int(distinct or 0) > TOP_VALUES_MAX_DISTINCT:
             tops = "(key-like: too many distinct values)"
