@@ -223,7 +223,11 @@ def staged_profile(lake: LakeResource, source: str, days: list[dt.date] | None) 
             )
             if files:
                 # DuckDB streams the files: a registered frame is collected whole per query
-                return profile(conn, "SELECT * FROM read_parquet(?)", [[str(f) for f in files]])
+                return profile(
+                    conn,
+                    "SELECT * FROM read_parquet(?, hive_partitioning = false)",
+                    [[str(f) for f in files]],
+                )
         conn.register("_staged", lake.scan(dataset, days, transforms.staging_schema(contract)))
         return profile(conn, "SELECT * FROM _staged", [])
 
@@ -233,7 +237,6 @@ def _fact_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
     table = staging_contract(contract)
     key = staging_key(source)
     name = key.path[-1]
-    date_col = transforms.DATE_COLUMN[source]
     schema = transforms.staging_schema(contract)
     args = _asset_args(source)
     args["check_specs"] = args["check_specs"] + quality_check_specs(key, FACT_RULES)
@@ -261,7 +264,7 @@ def _fact_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
                     df = collect_lake(
                         lake, transforms.live_versions(contract, rows, index, chunk), files
                     )
-                    by_day = {d: g for (d,), g in df.partition_by(date_col, as_dict=True).items()}
+                    by_day = transforms.day_frames(contract, df)
                     # before any write: a short day must not replace good staging with nothing
                     check_complete(
                         source, index, {d: g.height for d, g in by_day.items()}, chunk, files
@@ -282,8 +285,8 @@ def _fact_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
                     dup, nulls = frame_key_stats(df, list(contract.key))
                     duplicates += dup
                     null_keys += nulls
-                    if preview.height == 0:
-                        preview = df.head(5)
+                    if preview.height == 0 and by_day:
+                        preview = by_day[min(by_day)].head(5)
             results.append(
                 schema_change_result(
                     context,

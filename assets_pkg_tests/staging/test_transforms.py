@@ -1,4 +1,7 @@
-"""Staging transforms over small LazyFrames: ``live_versions`` and ``latest_snapshots``."""
+"""Staging transforms over small frames: ``live_versions``, ``day_frames``, ``latest_snapshots``.
+
+``live_versions`` leaves order to the writer, so its results are compared as sets of rows.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,12 @@ from polars.testing import assert_frame_equal
 
 from assets_pkg.contracts import SOURCES
 from assets_pkg.lake.ingest import index_schema
-from assets_pkg.staging.transforms import latest_snapshots, live_versions, staging_schema
+from assets_pkg.staging.transforms import (
+    day_frames,
+    latest_snapshots,
+    live_versions,
+    staging_schema,
+)
 
 ORDERS = SOURCES["orders"]
 ITEMS = SOURCES["order_items"]
@@ -87,7 +95,7 @@ def test_live_versions_keeps_exactly_the_live_version_of_the_days_asked():
             order_row("O3", D1, "orders_002.csv", 2, "cancelled") | {"order_date": D1},
         ],
     )
-    assert_frame_equal(got, expected)
+    assert_frame_equal(got, expected, check_row_order=False)
 
 
 def test_live_versions_over_several_days():
@@ -102,7 +110,7 @@ def test_live_versions_over_several_days():
             order_row("O4", D3, "orders_002.csv", 3) | {"order_date": D3},
         ],
     )
-    assert_frame_equal(got, expected)
+    assert_frame_equal(got, expected, check_row_order=False)
 
 
 def test_live_versions_ignores_live_rows_of_days_not_asked():
@@ -118,12 +126,12 @@ def test_live_versions_ignores_live_rows_of_days_not_asked():
 def test_live_versions_of_a_day_everything_moved_away_from_is_empty():
     lake_rows = lake(ORDERS, [order_row("O1", D1, "orders_001.csv", 1)])
     got = live_versions(ORDERS, lake_rows, index(ORDERS, ORDERS_INDEX), [D1]).collect()
-    assert_frame_equal(got, staged(ORDERS, []))
+    assert_frame_equal(got, staged(ORDERS, []), check_row_order=False)
 
 
 def test_live_versions_with_no_days():
     got = live_versions(ORDERS, lake_of_days([D1]), index(ORDERS, ORDERS_INDEX), []).collect()
-    assert_frame_equal(got, staged(ORDERS, []))
+    assert_frame_equal(got, staged(ORDERS, []), check_row_order=False)
 
 
 def item_row(order_id: str, line: int, file: str, row: int, qty: int = 1) -> dict:
@@ -167,7 +175,7 @@ def test_live_versions_items_take_their_date_from_the_index_and_copies_collapse(
             item_row("O1", 2, "items_002.csv", 1, qty=5) | {"order_date": D3},
         ],
     )
-    assert_frame_equal(got, expected)
+    assert_frame_equal(got, expected, check_row_order=False)
 
 
 def test_live_versions_events_keep_the_first_delivery_in_the_index():
@@ -191,7 +199,7 @@ def test_live_versions_events_keep_the_first_delivery_in_the_index():
     idx = index(EVENTS, [("E1", D1, "events_001.jsonl", 1)])
     got = live_versions(EVENTS, lake_rows, idx, [D1]).collect()
     expected = staged(EVENTS, [event("E1", "events_001.jsonl", 1, "page_view")])
-    assert_frame_equal(got, expected.with_columns(event_date=pl.lit(D1)))
+    assert_frame_equal(got, expected.with_columns(event_date=pl.lit(D1)), check_row_order=False)
 
 
 @pytest.mark.parametrize("source", ["orders", "order_items", "payments", "events"])
@@ -199,6 +207,31 @@ def test_live_versions_schema_is_the_staging_schema(source):
     contract = SOURCES[source]
     got = live_versions(contract, lake(contract, []), index(contract, []), [D1])
     assert got.collect_schema() == pl.Schema(staging_schema(contract))
+
+
+def test_day_frames_split_by_date_and_sort_each_day_by_key():
+    days = [D1, D2, D3]
+    rows = live_versions(ORDERS, lake_of_days(days), index(ORDERS, ORDERS_INDEX), days).collect()
+    shuffled = rows.sample(fraction=1.0, shuffle=True, seed=3)
+    got = day_frames(ORDERS, shuffled)
+    assert sorted(got) == days
+    for day, frame in got.items():
+        expected = rows.filter(pl.col("order_date") == day).sort("order_id")
+        assert_frame_equal(frame, expected)
+    assert got[D1]["order_id"].to_list() == ["O2", "O3"]
+
+
+def test_day_frames_sort_by_the_whole_key():
+    def item(order_id: str, line: int, row: int) -> dict:
+        return item_row(order_id, line, "items_001.csv", row) | {"order_date": D1}
+
+    rows = staged(ITEMS, [item("O2", 1, 1), item("O1", 2, 2), item("O1", 1, 3)])
+    got = day_frames(ITEMS, rows)
+    assert got[D1].select("order_id", "line_number").rows() == [("O1", 1), ("O1", 2), ("O2", 1)]
+
+
+def test_day_frames_of_no_rows_is_empty():
+    assert day_frames(ORDERS, staged(ORDERS, [])) == {}
 
 
 # --------------------------------------------------------------------------- dimensions
