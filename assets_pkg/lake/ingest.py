@@ -182,6 +182,16 @@ def _newer(file_col: str, row_col: str, old_file: str, old_row: str) -> pl.Expr:
     )
 
 
+def _entries_of(index: pl.DataFrame, rows: pl.DataFrame, key: list[str]) -> pl.DataFrame:
+    """The index entries of the keys in ``rows``.
+
+    A join hashes its right side: joining a chunk against the whole index hashed every key
+    ever loaded once per chunk (quadratic over a pass); this hashes the chunk's keys and
+    streams the index past them.
+    """
+    return index.join(rows.select(key), on=key, how="semi")
+
+
 def merge_latest(
     batch: pl.DataFrame, index: pl.DataFrame, key: list[str]
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
@@ -192,7 +202,9 @@ def merge_latest(
     """
     latest = batch.sort(["_file_name", "_row_number"]).unique(subset=key, keep="last")
     joined = latest.select([*key, "date", "_file_name", "_row_number"]).join(
-        index.rename({"date": "_old_date", "_file_name": "_old_file", "_row_number": "_old_row"}),
+        _entries_of(index, latest, key).rename(
+            {"date": "_old_date", "_file_name": "_old_file", "_row_number": "_old_row"}
+        ),
         on=key,
         how="left",
     )
@@ -627,7 +639,8 @@ class IngestPass:
                 first = dated.sort(["_file_name", "_row_number"]).unique(
                     subset=list(contract.key), keep="first", maintain_order=True
                 )
-                new = first.join(index.select(contract.key), on=list(contract.key), how="anti")
+                seen = _entries_of(index, first, list(contract.key)).select(contract.key)
+                new = first.join(seen, on=list(contract.key), how="anti")
                 report.redelivered += dated.height - new.height
                 dated = new
                 index = pl.concat([index, new.select(index.columns)])

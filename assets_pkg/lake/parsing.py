@@ -11,9 +11,11 @@ import csv
 import datetime as dt
 import io
 import json
+import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import polars as pl
@@ -545,7 +547,54 @@ def parse_timestamp(expr: pl.Expr) -> pl.Expr:
     return expr.map_batches(_timestamps, return_dtype=TIMESTAMP, is_elementwise=True)
 
 
+# With seconds, a spelling is a fixed-width local time, then an optional fraction and zone
+_FRACTION = r"^\.([0-9]+)"
+_OFFSET = r"([+-])([0-9]{2}):?([0-9]{2})$"
+
+
 def _timestamps(text: pl.Series) -> pl.Series:
+    # The contract's pattern decides what is a timestamp. What it admits with seconds is
+    # a fixed-width local time (one plain format) plus a fraction and an offset taken by
+    # arithmetic: 2.4x cheaper than rebuilding every value from the pattern's groups and
+    # parsing that with an offset. The rest (no seconds) take the canonical route.
+    spelled = text.str.contains(TIMESTAMP_PATTERN).fill_null(False)
+    with_seconds = spelled & (text.str.slice(16, 1) == ":")
+    local = (
+        text.str.slice(0, 19)
+        .str.replace(" ", "T", literal=True, n=1)
+        .str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S", strict=False)
+    )
+    rest = text.str.slice(19)
+    offset = rest.str.extract_groups(_OFFSET).struct.unnest()
+    parts = pl.DataFrame(
+        {
+            "local": local,
+            "fraction": rest.str.extract(_FRACTION),
+            "sign": offset["1"],
+            "hours": offset["2"].cast(pl.Int64),
+            "minutes": offset["3"].cast(pl.Int64),
+        }
+    )
+    micros = pl.col("fraction").str.slice(0, 6).str.pad_end(6, "0").cast(pl.Int64).fill_null(0)
+    east = (pl.col("hours") * 60 + pl.col("minutes")).fill_null(0)
+    east = pl.when(pl.col("sign") == "-").then(-east).otherwise(east)
+    # an offset is a whole day at most: hours past 23 or minutes past 59 are no offset
+    bad_offset = (pl.col("hours") > 23) | (pl.col("minutes") > 59)
+    utc = parts.select(
+        pl.when(bad_offset.fill_null(False))
+        .then(None)
+        .otherwise(pl.col("local") + pl.duration(microseconds=micros) - pl.duration(minutes=east))
+    ).to_series()
+    utc = utc.set(~with_seconds, None)
+    no_seconds = spelled & ~with_seconds
+    if no_seconds.any():
+        utc = utc.scatter(no_seconds.arg_true(), _canonical_timestamps(text.filter(no_seconds)))
+    in_range = utc.is_between(EARLIEST_UTC, LATEST_UTC).fill_null(False)
+    return utc.set(~in_range, None).cast(TIMESTAMP).alias(text.name)
+
+
+def _canonical_timestamps(text: pl.Series) -> pl.Series:
+    """Any spelling the pattern admits, rebuilt from its groups as one canonical form."""
     # Staged on purpose: as one expression, the capture groups were taken once per field
     # and the parse twice (an eager frame does not share subexpressions), 4x the cost.
     parts = text.str.extract_groups(TIMESTAMP_PATTERN).struct.unnest()
@@ -573,13 +622,11 @@ def _timestamps(text: pl.Series) -> pl.Series:
             ]
         )
     ).to_series()
-    utc = (
+    return (
         canonical.str.strptime(pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M:%S%.6f%z", strict=False)
         .dt.replace_time_zone(None)
-        .cast(TIMESTAMP)
+        .cast(pl.Datetime("us"))
     )
-    in_range = utc.is_between(EARLIEST_UTC, LATEST_UTC)
-    return utc.set(~in_range.fill_null(False), None).alias(text.name)
 
 
 def parse_money(expr: pl.Expr) -> pl.Expr:
@@ -835,14 +882,50 @@ def parse_file(contract: SourceContract, file_name: str, data: bytes) -> ParsedF
     return validate(contract, file_name, read_rows(contract, data))
 
 
+#: a group of files at least this large is split across threads (a smaller one is not worth
+#: the second pass's fixed costs)
+PARALLEL_PARSE_BYTES = 16 << 20
+
+
 def parse_files(
     contract: SourceContract, files: Sequence[tuple[str, bytes]]
 ) -> tuple[list[ParsedFile], dict[str, Exception]]:
     """Read many landed files and validate them in one pass: the same as ``parse_file`` each.
 
     Returns the parsed files in the order given, and the files that could not be read
-    (an ``UnreadableFile``, or whatever else reading one raised) by name.
+    (an ``UnreadableFile``, or whatever else reading one raised) by name. A large group is
+    split in runs of whole files parsed on threads: every file is judged alone, and many
+    of Polars' string kernels use one core per column (1.3x to 1.6x on 2 cores for CSV).
     """
+    runs = _runs_of_files(files, min(os.cpu_count() or 1, 4))
+    if len(runs) < 2:
+        return _parse_files(contract, files)
+    with ThreadPoolExecutor(len(runs), thread_name_prefix="parse") as pool:
+        results = list(pool.map(lambda run: _parse_files(contract, run), runs))
+    parsed = [p for run_parsed, _ in results for p in run_parsed]
+    failed = {name: exc for _, run_failed in results for name, exc in run_failed.items()}
+    return parsed, failed
+
+
+def _runs_of_files(files: Sequence[tuple[str, bytes]], n: int) -> list[Sequence[tuple[str, bytes]]]:
+    """``files`` cut into at most ``n`` runs in order, of about equal bytes."""
+    total = sum(len(data) for _, data in files)
+    if n < 2 or len(files) < 2 or total < PARALLEL_PARSE_BYTES:
+        return [files]
+    runs: list[Sequence[tuple[str, bytes]]] = []
+    start, size = 0, 0
+    for i, (_, data) in enumerate(files):
+        size += len(data)
+        if size >= total * (len(runs) + 1) / n and len(runs) < n - 1 and i + 1 < len(files):
+            runs.append(files[start : i + 1])
+            start = i + 1
+    runs.append(files[start:])
+    return runs
+
+
+def _parse_files(
+    contract: SourceContract, files: Sequence[tuple[str, bytes]]
+) -> tuple[list[ParsedFile], dict[str, Exception]]:
     frames: list[pl.DataFrame] = []
     names: list[str] = []
     failed: dict[str, Exception] = {}

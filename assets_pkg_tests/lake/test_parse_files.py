@@ -4,7 +4,7 @@ The generated sample (invalid rows of every kind, duplicate keys inside a file, 
 cannot be read, CSV quirks) is parsed per source both ways: ``parse_file`` on each file,
 and ``parse_files`` on all of them at once. Valid rows, rejects (with their file names and
 row numbers) and collapsed counts must be equal file by file, and the unreadable files
-the same, with the same reasons.
+the same, with the same reasons; also when the group is split across threads.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from assets_pkg.contracts import SOURCES
+from assets_pkg.lake import parsing
 from assets_pkg.lake.parsing import UnreadableFile, parse_file, parse_files
 from assets_pkg.sample.generator import generate
 
@@ -27,9 +28,15 @@ def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.parametrize("threads", [1, 3], ids=["one_thread", "three_threads"])
 @pytest.mark.parametrize("source", list(SOURCES))
-def test_one_pass_over_many_files_equals_each_file_alone(landing: Path, source: str):
+def test_one_pass_over_many_files_equals_each_file_alone(
+    landing: Path, source: str, threads: int, monkeypatch: pytest.MonkeyPatch
+):
     contract = SOURCES[source]
+    # the sample is small: any group is split when threads are asked for
+    monkeypatch.setattr(parsing, "PARALLEL_PARSE_BYTES", 0 if threads > 1 else 1 << 60)
+    monkeypatch.setattr(parsing.os, "cpu_count", lambda: threads)
     files = [(p.name, p.read_bytes()) for p in sorted((landing / source).iterdir())]
     files = [(n, d) for n, d in files if not n.startswith(".") and not n.endswith(".tmp")]
     alone, unreadable = {}, {}
@@ -39,6 +46,7 @@ def test_one_pass_over_many_files_equals_each_file_alone(landing: Path, source: 
         except UnreadableFile as exc:
             unreadable[name] = exc.reason
 
+    assert len(parsing._runs_of_files(files, threads)) == min(threads, len(files))
     together, failed = parse_files(contract, files)
 
     assert {n: e.reason for n, e in failed.items()} == unreadable

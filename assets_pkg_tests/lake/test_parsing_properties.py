@@ -19,7 +19,16 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from assets_pkg.contracts import SOURCES, Column
-from assets_pkg.lake.parsing import UnreadableFile, parse_file, parse_money, parse_timestamp
+from assets_pkg.lake.parsing import (
+    EARLIEST_UTC,
+    LATEST_UTC,
+    TIMESTAMP_PATTERN,
+    UnreadableFile,
+    _canonical_timestamps,
+    parse_file,
+    parse_money,
+    parse_timestamp,
+)
 
 CSV_SOURCES = [s for s, c in SOURCES.items() if c.format == "csv"]
 JSONL_SOURCES = [s for s, c in SOURCES.items() if c.format == "jsonl"]
@@ -100,6 +109,60 @@ def test_timestamp_spellings_parse_to_the_same_utc_instant_as_python(case):
 def test_python_isoformat_parses_back(value):
     got = pl.select(parse_timestamp(pl.lit(value.isoformat(), pl.String))).item()
     assert got == value
+
+
+def _near_timestamps() -> st.SearchStrategy[str]:
+    """Text shaped like a timestamp, every piece sometimes wrong: width, range, separators."""
+
+    def digits(n: int) -> st.SearchStrategy[str]:
+        return st.text("0123456789", min_size=max(0, n - 1), max_size=n + 1)
+
+    pieces = st.tuples(
+        st.sampled_from(["0001", "1969", "1970", "2024", "9999", "0000"]) | digits(4),
+        st.sampled_from(["-"]) | st.sampled_from(["/", ""]),
+        st.sampled_from(["01", "02", "12", "13", "00"]) | digits(2),
+        st.just("-"),
+        st.sampled_from(["01", "28", "29", "30", "31", "00"]) | digits(2),
+        st.sampled_from(["T", " ", "t", "  ", ""]),
+        st.sampled_from(["00", "09", "23", "24"]) | digits(2),
+        st.sampled_from([":"]) | st.sampled_from([".", ""]),
+        st.sampled_from(["00", "30", "59", "60"]) | digits(2),
+        st.sampled_from(["", ":00", ":59", ":60", ":5", ":30."]),
+        st.sampled_from(["", ".5", ".123456", ".1234567", ".999999999", ".0000015"])
+        | digits(12).map(lambda d: "." + d),
+        st.sampled_from(
+            [
+                "",
+                "Z",
+                "z",
+                "+00:00",
+                "-00:00",
+                "+0900",
+                "-05:30",
+                "+14:00",
+                "+2359",
+                "+25:00",
+                "+05:99",
+                "+02",
+                " Z",
+            ]
+        ),
+    )
+    return pieces.map("".join)
+
+
+def _canonical_reading(text: pl.Series) -> pl.Series:
+    """Every value through the canonical route alone, gated and range-checked."""
+    utc = _canonical_timestamps(text).set(~text.str.contains(TIMESTAMP_PATTERN), None)
+    return utc.set(~utc.is_between(EARLIEST_UTC, LATEST_UTC).fill_null(False), None)
+
+
+@fast(600)
+@given(st.lists(_near_timestamps() | st.text(max_size=30), min_size=1, max_size=40))
+def test_timestamp_fast_formats_read_exactly_what_the_canonical_route_reads(texts):
+    column = pl.Series("ts", texts, dtype=pl.String)
+    got = pl.select(parse_timestamp(pl.lit(column))).to_series()
+    assert got.to_list() == _canonical_reading(column).to_list()
 
 
 # --------------------------------------------------------------------------- money
