@@ -39,8 +39,9 @@ from assets_pkg.resources.warehouse import WarehouseResource, ensure_schemas
 
 NOT_LANDED_SUFFIXES = (".tmp", ".partial")
 #: landed bytes parsed, validated and applied together: thousands of small files cost what
-#: one file of their size does, and a pass holds one such chunk of a source at a time
-CHUNK_BYTES = 128 << 20
+#: one file of their size does, and a pass holds one such chunk of a source at a time (at
+#: 10M items, 96 MiB ran as fast as 128 MiB with a 10% lower peak, parsed on two threads)
+CHUNK_BYTES = 96 << 20
 #: a source's dated rows held in memory until the lake write; beyond it they wait on disk
 SPOOL_BYTES = 256 << 20
 
