@@ -382,7 +382,7 @@ class IngestPass:
                         "outcome": "unchanged",
                     }
                 )
-                self.moves.append((path, Path()))  # remove: the archive already holds it
+                self.moves.append((path, self._kept_place(source, path, seen.status)))
             else:
                 self.relandings.append(
                     {
@@ -402,6 +402,22 @@ class IngestPass:
                     record=False,
                 )
         return fresh
+
+    def _kept_place(self, source: str, path: Path, status: str) -> Path:
+        """Where a re-landed copy of a file the manifest holds with these bytes goes.
+
+        Nowhere (``Path()``: removed from landing) when the pass that took it finished. A
+        pass cut short after recording the manifest and before moving its files leaves
+        them in landing: a loaded one missing from the archive, or a quarantined one whose
+        note is there without it, is moved where that pass would have put it. A
+        quarantined file with no note was purged, and stays purged.
+        """
+        if status == "loaded":
+            kept = self.settings.archive_dir / source / path.name
+            return Path() if kept.exists() else kept
+        kept = self.settings.quarantine_dir / source / path.name
+        note = kept.with_name(kept.name + ".error.json")
+        return kept if note.exists() and not kept.exists() else Path()
 
     def _hash(self, paths: list[Path]) -> None:
         """SHA-256 of each file into ``identities``, on every core (hashing and reading release
@@ -832,6 +848,15 @@ class IngestPass:
         )
 
     def _finish_files(self, ingest_id: str) -> None:
+        # Notes, then the manifest, then the moves: cut short before the manifest, the
+        # next pass takes the files again; after it, the next pass finds them in landing,
+        # known, and finishes their moves (``_kept_place``).
+        for note_path, note in self.quarantine_notes:
+            note["ingest_id"] = ingest_id
+            note_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = note_path.with_name("." + note_path.name + ".tmp")
+            tmp.write_text(json.dumps(note, indent=2) + "\n")
+            os.replace(tmp, note_path)
         for row in self.manifest_rows:
             row["ingest_id"] = ingest_id
         self.manifest.record_files(self.manifest_rows)
@@ -839,12 +864,6 @@ class IngestPass:
             row["ingest_id"] = ingest_id
         if self.relandings:
             self.manifest.record_relandings(self.relandings)
-        for note_path, note in self.quarantine_notes:
-            note["ingest_id"] = ingest_id
-            note_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = note_path.with_name("." + note_path.name + ".tmp")
-            tmp.write_text(json.dumps(note, indent=2) + "\n")
-            os.replace(tmp, note_path)
         for src, dst in self.moves:
             if dst == Path():
                 src.unlink(missing_ok=True)
