@@ -1587,7 +1587,7 @@ def generate(
     payments = _payments(rng, ctx, orders, items)
     # Writers draw from their own seeded generators and only read the models, so the sales
     # files are written on a thread while the events model is drawn and written: the same
-    # bytes, in about 30% less time (Polars builds the lines with the GIL released).
+    # bytes, in about 25% less time (Polars builds the lines with the GIL released).
     with ThreadPoolExecutor(1, thread_name_prefix="generate") as pool:
         sales = pool.submit(_write_sales, ctx, sink, orders, items, payments)
         del items, payments
