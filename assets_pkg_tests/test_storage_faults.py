@@ -23,6 +23,7 @@ from assets_pkg.config import Settings
 from assets_pkg.definitions import build_definitions
 from assets_pkg.instance import ensure_instance
 from assets_pkg.partitions import range_tags
+from assets_pkg.resources.lake import WRITE_THREADS
 from assets_pkg.sample.generator import generate
 from assets_pkg.sensors.alerts import run_failure_alert
 from assets_pkg_tests.conftest import START, TABLE_KEYS, read_table, use_temp_platform
@@ -213,7 +214,9 @@ def test_disk_full_during_ingest_keeps_the_lake_and_a_rerun_recovers(
         disk.install(mp)
         result = _ingest(settings)
     assert not result.success
-    assert disk.hits == 4, "the first attempt and its three retries all met the full disk"
+    # the first attempt and its three retries all met the full disk (each stops starting
+    # writes at its first failure; the ones under way in other threads may meet it too)
+    assert 4 <= disk.hits <= 4 * WRITE_THREADS
     assert _retries(result) == ["ingest_landing"] * 3
     (message,) = _failures(result).values()
     assert "No space left on device" in message
@@ -248,7 +251,7 @@ def test_disk_full_during_staging_keeps_staging_and_a_rerun_recovers(
     before_orders = {p: p.read_bytes() for p in orders.rglob("*.parquet")}
     downstream = ("warehouse.fct_orders", "marts.daily_sales", "marts.daily_sales_by_category")
     before = {t: read_table(settings, t) for t in downstream}
-    disk = DiskFull(orders, allow=1)  # the first day is written, then the disk is full
+    disk = DiskFull(orders, allow=1)  # one day is written, then the disk is full
     with monkeypatch.context() as mp:
         disk.install(mp)
         result = _backfill(settings, DAYS[0], DAYS[-1])
@@ -259,9 +262,12 @@ def test_disk_full_during_staging_keeps_staging_and_a_rerun_recovers(
     assert _retries(result).count("staging__stg_orders") == 3
     assert _temp_files(settings) == []
     _all_readable(settings)
-    second = orders / f"date={DAYS[1]}" / "data.parquet"
-    assert second.read_bytes() == before_orders[second], "the day it could not write is kept"
-    assert not (orders / f"date={DAYS[2]}").exists()
+    # days are written several at a time: which one the disk took is not fixed, but only
+    # that one changed; every day it could not write keeps its previous file
+    after_orders = {p: p.read_bytes() for p in orders.rglob("*.parquet")}
+    changed = [p for p, data in after_orders.items() if before_orders.get(p) != data]
+    assert len(changed) <= 1, changed
+    assert set(before_orders) <= set(after_orders), "no day's file was lost"
     # what reads stg_orders did not run: the warehouse keeps its previous orders and sales
     assert {t: read_table(settings, t) for t in downstream} == before
 

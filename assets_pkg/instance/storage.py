@@ -14,7 +14,9 @@ Here the same tables get the same rows, but:
 - a batch of asset events (a run's planned events, a ranged step's materializations:
   Dagster hands them over together once ``DAGSTER_EVENT_BATCH_SIZE`` allows it, and the
   instance class sets its default) is written in one transaction per database;
-- a planned check's event is serialized once, not once per partition.
+- a planned check's event is serialized once, not once per partition;
+- each event is serialized once for both databases, and an asset's row in the asset-key
+  table is written once per batch (the stock path rewrites it for every partition).
 """
 
 from __future__ import annotations
@@ -37,7 +39,10 @@ from dagster._core.events import (
 from dagster._core.events.log import EventLogEntry
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
-from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
+from dagster._core.storage.event_log.schema import (
+    AssetCheckExecutionsTable,
+    SqlEventLogStorageTable,
+)
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.sqlalchemy_compat import db_result
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
@@ -85,6 +90,7 @@ class WalSqliteEventLogStorage(SqliteEventLogStorage):
         super().__init__(base_dir, inst_data)
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._engines_pid = os.getpid()
+        self._asset_key_index_cols: bool | None = None
 
     def _engine(self, shard: str) -> Engine:
         if self._engines_pid != os.getpid():
@@ -160,44 +166,84 @@ class WalSqliteEventLogStorage(SqliteEventLogStorage):
                 )
             )
 
+    def store_event(self, event: EventLogEntry) -> None:
+        # the same rows as the stock method, written as a batch of one is (see below)
+        self.store_event_batch([check.inst(event, EventLogEntry)])
+
+    def _has_asset_key_index_cols_on_connection(self, conn: Connection) -> bool:
+        # the stock method inspects the table's columns once per asset event; they change
+        # only with a schema migration (``dagster instance migrate``, another process)
+        if self._asset_key_index_cols is None:
+            self._asset_key_index_cols = super()._has_asset_key_index_cols_on_connection(conn)
+        return self._asset_key_index_cols
+
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         """Store events as ``store_event`` does, one transaction per database for all of them.
 
         Dagster hands over batches of asset events only (``BATCH_WRITABLE_EVENTS``): each is
-        mirrored into the index shard with its tags and asset row, in the order given;
-        check events keep the stock path.
+        mirrored into the index shard with its tags, in the order given; check events keep
+        the stock path. Each event is serialized once for both databases, rows go in as one
+        prepared statement run many times (a multi-row VALUES is compiled anew for every
+        batch), and an asset's row in the asset-key table is written once per batch with
+        what the events would have left there one by one (``_asset_rows``).
         """
-        by_run: dict[str, list[EventLogEntry]] = {}
-        for entry in events:
-            by_run.setdefault(entry.run_id, []).append(entry)
-        for run_id, entries in by_run.items():
+        rows = [self._event_to_row(entry) for entry in events]
+        by_run: dict[str, list[dict[str, Any]]] = {}
+        for entry, row in zip(events, rows, strict=True):
+            by_run.setdefault(entry.run_id, []).append(row)
+        for run_id, run_rows in by_run.items():
             with self.run_connection(run_id) as conn:
-                conn.execute(self.prepare_insert_event_batch(entries))
-        assets = [e for e in events if e.is_dagster_event and e.dagster_event_type in ASSET_EVENTS]
+                conn.execute(SqlEventLogStorageTable.insert(), run_rows)
+        assets = [
+            (entry, row)
+            for entry, row in zip(events, rows, strict=True)
+            if entry.is_dagster_event and entry.dagster_event_type in ASSET_EVENTS
+        ]
         if assets:
             with self.index_transaction() as conn:
-                ids = []
-                for entry in assets:
-                    with db_result(conn, self.prepare_insert_event(entry)) as result:
-                        ids.append(result.inserted_primary_key[0])
-                if any(i is None for i in ids):
+                table = SqlEventLogStorageTable
+                inserted = conn.execute(
+                    table.insert().returning(table.c.id, sort_by_parameter_order=True),
+                    [row for _, row in assets],
+                )
+                ids = [event_id for (event_id,) in inserted]
+                if len(ids) != len(assets) or any(i is None for i in ids):
                     raise DagsterInvariantViolationError(
                         "Cannot store asset event tags for null event id."
                     )
-                self._store_asset_event_tags(conn, assets, ids)
-                for entry, event_id in zip(assets, ids, strict=True):
-                    self._store_asset_event(conn, entry, event_id)
-        for entry in events:
+                entries = [entry for entry, _ in assets]
+                self._store_asset_event_tags(conn, entries, ids)
+                self._asset_rows(conn, entries, ids)
+        for entry, row in zip(events, rows, strict=True):
             if entry.is_dagster_event and entry.dagster_event_type in ASSET_CHECK_EVENTS:
                 with (
                     self.index_connection() as conn,
-                    db_result(conn, self.prepare_insert_event(entry)) as result,
+                    db_result(conn, SqlEventLogStorageTable.insert().values(**row)) as result,
                 ):
                     event_id = result.inserted_primary_key[0]
                 self.store_asset_check_event(entry, event_id)
             elif entry.is_dagster_event and entry.dagster_event_type in RUN_STATUS_EVENTS:
                 with self.index_connection() as conn:
-                    conn.execute(self.prepare_insert_event(entry))
+                    conn.execute(SqlEventLogStorageTable.insert(), row)
+
+    def _asset_rows(
+        self, conn: Connection, entries: Sequence[EventLogEntry], ids: Sequence[int]
+    ) -> None:
+        """The asset-key table as ``_store_asset_event`` of each event in turn leaves it.
+
+        Each event upserts its asset's row with columns fixed by its type (a materialization
+        its record, run and time; a planned one its run and time; an observation its time),
+        so of each asset's events only the last of each type decides a column: those are
+        written, in order, and each earlier one (a ranged step has one per partition) would
+        be overwritten by them.
+        """
+        last: dict[tuple[str, Any], int] = {}
+        for i, entry in enumerate(entries):
+            dagster_event = check.not_none(entry.dagster_event)
+            if dagster_event.asset_key is not None:
+                last[(dagster_event.asset_key.to_string(), dagster_event.event_type_value)] = i
+        for i in sorted(last.values()):
+            self._store_asset_event(conn, entries[i], ids[i])
 
 
 class ProjectSqliteStorage(DagsterSqliteStorage):

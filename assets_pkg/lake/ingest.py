@@ -562,10 +562,10 @@ class IngestPass:
         per_day = self.reports[source].rows_per_day
         for day, n in rows.group_by("date").len().iter_rows():
             per_day[day] = per_day.get(day, 0) + n
-        for (day,), part in rows.partition_by("date", as_dict=True, maintain_order=True).items():
-            self.lake.write(
-                part.drop("date"), "lake", source, partition_dir(day), f"{ingest_id}{tag}.parquet"
-            )
+        self.lake.write_many(
+            (part.drop("date"), ("lake", source, partition_dir(day), f"{ingest_id}{tag}.parquet"))
+            for (day,), part in rows.partition_by("date", as_dict=True, maintain_order=True).items()
+        )
 
     def _index(self, source: str) -> pl.DataFrame:
         """The source's version index: this pass's, once a chunk has changed it."""

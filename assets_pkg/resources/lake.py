@@ -20,6 +20,8 @@ import json
 import os
 import tempfile
 import uuid
+from collections.abc import Iterable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,8 @@ MANIFEST = "_manifest.json"
 #: how every lake and staging file is written: zstd at level 1 writes 27% faster than the
 #: default level for files 12% larger (a day of 10M-item events: 0.36 s vs 0.49 s)
 PARQUET_WRITE: dict[str, Any] = {"compression": "zstd", "compression_level": 1, "statistics": True}
+#: files ``write_many`` writes at once: encoding and fsync release the GIL
+WRITE_THREADS = 4
 #: attempts at the compare-and-swap of a manifest before giving up (a writer raced us)
 MANIFEST_SWAP_ATTEMPTS = 8
 
@@ -107,6 +111,34 @@ class LakeResource(dg.ConfigurableResource):
         finally:
             tmp.unlink(missing_ok=True)
         return target
+
+    def write_many(self, files: Iterable[tuple[pl.DataFrame, tuple[str, ...]]]) -> None:
+        """``write`` each ``(frame, parts)``: on local disk several at a time, each atomic.
+
+        A pass writes one file per day touched; one by one, a write's encoding, fsync and
+        rename left the other core idle. Every file must be in its own directory (as a
+        day's partition is). After a write fails no other is started (a full disk is not
+        hit again and again); those under way finish, then the first failure is raised.
+        On S3 the writes stay one at a time, as before: not measured there.
+        """
+        todo = list(files)
+        folders = [parts[:-1] for _, parts in todo]
+        if len(set(folders)) != len(folders):
+            raise ValueError("write_many: two files in one directory")
+        workers = min(WRITE_THREADS, len(todo), os.cpu_count() or 1)
+        if self.is_s3 or workers < 2:
+            for df, parts in todo:
+                self.write(df, *parts)
+            return
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lake_write") as pool:
+            futures = [pool.submit(self.write, df, *parts) for df, parts in todo]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            if any(f.exception() for f in done):
+                for future in futures:
+                    future.cancel()
+        errors = [f.exception() for f in futures if not f.cancelled() and f.exception()]
+        if errors:
+            raise errors[0]
 
     def read(self, *parts: str, schema: dict[str, pl.DataType] | None = None) -> pl.DataFrame:
         """One Parquet file, or an empty frame of ``schema`` when it does not exist yet."""

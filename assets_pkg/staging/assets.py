@@ -276,12 +276,17 @@ def _fact_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
                     results += checked
                     chunk_held = held_back(checked)
                     held |= chunk_held
-                    for day in chunk:
-                        if day in chunk_held:
-                            continue  # write, check, publish: the previous day stays
-                        part = by_day.get(day, pl.DataFrame(schema=schema))
-                        lake.write(part, "staging", name, partition_dir(day), "data.parquet")
-                        counts[day] = part.height
+                    # write, check, publish: a held-back day keeps its previous rows
+                    parts = {
+                        day: by_day.get(day, pl.DataFrame(schema=schema))
+                        for day in chunk
+                        if day not in chunk_held
+                    }
+                    lake.write_many(
+                        (part, ("staging", name, partition_dir(day), "data.parquet"))
+                        for day, part in parts.items()
+                    )
+                    counts |= {day: part.height for day, part in parts.items()}
                     dup, nulls = frame_key_stats(df, list(contract.key))
                     duplicates += dup
                     null_keys += nulls

@@ -61,6 +61,24 @@ def test_written_files_read_back_scan_by_day_and_keep_the_hive_layout(s3_lake, m
     assert "platform/lake/orders/date=2024-03-01/_manifest.json" in keys
 
 
+def test_write_many_writes_each_day_through_its_manifest(s3_lake, moto_port):
+    lake = LakeResource(root=s3_lake)
+    days = [DAY + dt.timedelta(days=i) for i in range(6)]
+    lake.write_many(
+        (
+            _frame(*[f"{d}-{i}" for i in range(d.day)]),
+            ("staging", "stg_orders", f"date={d}", "data.parquet"),
+        )
+        for d in days
+    )
+    for day in days:
+        got = lake.read("staging", "stg_orders", f"date={day}", "data.parquet")
+        assert got["id"].to_list() == [f"{day}-{i}" for i in range(day.day)]
+    keys = bucket_keys(moto_port, _bucket(s3_lake))
+    assert len([k for k in keys if k.endswith(".parquet")]) == len(days)
+    assert len([k for k in keys if k.endswith("_manifest.json") and "date=" in k]) == len(days)
+
+
 def test_rewriting_a_partition_leaves_exactly_one_current_object(s3_lake, moto_port):
     lake = LakeResource(root=s3_lake)
     parts = ("staging", "stg_orders", "date=2024-03-01", "data.parquet")
