@@ -178,14 +178,15 @@ class WalSqliteEventLogStorage(SqliteEventLogStorage):
         return self._asset_key_index_cols
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
-        """Store events as ``store_event`` does, one transaction per database for all of them.
+        """Store events as the stock ``store_event`` does, in one transaction per database.
 
-        Dagster hands over batches of asset events only (``BATCH_WRITABLE_EVENTS``): each is
-        mirrored into the index shard with its tags, in the order given; check events keep
-        the stock path. Each event is serialized once for both databases, rows go in as one
-        prepared statement run many times (a multi-row VALUES is compiled anew for every
-        batch), and an asset's row in the asset-key table is written once per batch with
-        what the events would have left there one by one (``_asset_rows``).
+        Dagster hands over batches of asset events (``BATCH_WRITABLE_EVENTS``), and
+        ``store_event`` one event of any kind. An asset event is mirrored into the index
+        shard with its tags, in the order given; check and run-status events are mirrored
+        as the stock method does. Each event is serialized once for both databases, rows
+        go in as one prepared statement run many times (a multi-row VALUES is compiled
+        anew for every batch), and an asset's row in the asset-key table is written once
+        per batch with what the events would have left there one by one (``_asset_rows``).
         """
         rows = [self._event_to_row(entry) for entry in events]
         by_run: dict[str, list[dict[str, Any]]] = {}
