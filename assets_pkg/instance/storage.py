@@ -44,7 +44,6 @@ from dagster._core.storage.event_log.schema import (
     SqlEventLogStorageTable,
 )
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
-from dagster._core.storage.sqlalchemy_compat import db_result
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage, _event_logs_directory
 from dagster._serdes import ConfigurableClassData, serialize_value
@@ -217,11 +216,9 @@ class WalSqliteEventLogStorage(SqliteEventLogStorage):
                 self._asset_rows(conn, entries, ids)
         for entry, row in zip(events, rows, strict=True):
             if entry.is_dagster_event and entry.dagster_event_type in ASSET_CHECK_EVENTS:
-                with (
-                    self.index_connection() as conn,
-                    db_result(conn, SqlEventLogStorageTable.insert().values(**row)) as result,
-                ):
-                    event_id = result.inserted_primary_key[0]
+                with self.index_connection() as conn:
+                    inserted = conn.execute(SqlEventLogStorageTable.insert(), row)
+                    event_id = inserted.inserted_primary_key[0]
                 self.store_asset_check_event(entry, event_id)
             elif entry.is_dagster_event and entry.dagster_event_type in RUN_STATUS_EVENTS:
                 with self.index_connection() as conn:
