@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import polars as pl
 
@@ -36,6 +37,8 @@ from assets_pkg.lake.parsing import (
 )
 from assets_pkg.resources.lake import LakeResource, partition_dir
 from assets_pkg.resources.warehouse import WarehouseResource, ensure_schemas
+
+T = TypeVar("T")
 
 NOT_LANDED_SUFFIXES = (".tmp", ".partial")
 #: landed bytes parsed, validated and applied together: thousands of small files cost what
@@ -220,6 +223,32 @@ def merge_latest(
         pl.col("_old_date").is_not_null() & (pl.col("_old_date") != pl.col("date"))
     )
     return new_index, winners, moved
+
+
+def _parse_group(
+    contract: SourceContract, group: list[tuple[Path, bytes, str]]
+) -> tuple[list[ParsedFile], dict[str, Exception]]:
+    """Parse files together (validation costs per pass, not per file), each judged alone."""
+    try:
+        return parse_files(contract, [(p.name, data) for p, data, _ in group])
+    except Exception:  # a fault in the shared pass: find the file, one at a time
+        parsed, failed = [], {}
+        for path, data, _ in group:
+            try:
+                parsed.append(parse_file(contract, path.name, data))
+            except Exception as exc:
+                failed[path.name] = exc
+        return parsed, failed
+
+
+def _prefetched(items: Iterator[T]) -> Iterator[T]:
+    """``items``, the next one computed in a thread while the caller works on this one."""
+    done = object()
+    with ThreadPoolExecutor(1, thread_name_prefix="ingest-read") as pool:
+        ahead = pool.submit(next, items, done)
+        while (item := ahead.result()) is not done:
+            ahead = pool.submit(next, items, done)
+            yield item  # type: ignore[misc]
 
 
 # --------------------------------------------------------------------------- the pass
@@ -487,7 +516,19 @@ class IngestPass:
     # ---- one source
 
     def _read_source(self, source: str, files: list[Path]) -> Iterator[_SourceFiles]:
-        """The source's new files in name order, parsed a chunk (``CHUNK_BYTES``) at a time."""
+        """The source's new files in name order, parsed a chunk (``CHUNK_BYTES``) at a time.
+
+        The next chunk is read and parsed in a thread while the caller applies this one
+        (parsing is mostly Polars work that frees the GIL, applying is partly Python), so
+        at most two chunks are in memory; what a chunk's files did is recorded here, on the
+        caller's thread, in file-name order.
+        """
+        for group, parsed, failed in _prefetched(self._parsed_chunks(source, files)):
+            yield self._record_group(source, group, parsed, failed)
+
+    def _parsed_chunks(
+        self, source: str, files: list[Path]
+    ) -> Iterator[tuple[list[tuple[Path, bytes, str]], list[ParsedFile], dict[str, Exception]]]:
         group: list[tuple[Path, bytes, str]] = []
         size = 0
         for path in files:
@@ -506,24 +547,20 @@ class IngestPass:
             group.append((path, data, digest))
             size += len(data)
             if size >= CHUNK_BYTES:
-                yield self._read_group(source, group)
+                yield group, *_parse_group(SOURCES[source], group)
                 group, size = [], 0
         if group:
-            yield self._read_group(source, group)
+            yield group, *_parse_group(SOURCES[source], group)
 
-    def _read_group(self, source: str, group: list[tuple[Path, bytes, str]]) -> _SourceFiles:
-        """Parse files together (validation costs per pass, not per file), each judged alone."""
+    def _record_group(
+        self,
+        source: str,
+        group: list[tuple[Path, bytes, str]],
+        parsed: list[ParsedFile],
+        failed: dict[str, Exception],
+    ) -> _SourceFiles:
+        """Quarantine a chunk's failed files, and list its parsed ones for the manifest."""
         out = _SourceFiles()
-        contract = SOURCES[source]
-        try:
-            parsed, failed = parse_files(contract, [(p.name, data) for p, data, _ in group])
-        except Exception:  # a fault in the shared pass: find the file, one at a time
-            parsed, failed = [], {}
-            for path, data, _ in group:
-                try:
-                    parsed.append(parse_file(contract, path.name, data))
-                except Exception as exc:
-                    failed[path.name] = exc
         of_name = {p.file_name: p for p in parsed}
         for path, data, digest in group:
             exc = failed.get(path.name)

@@ -416,40 +416,36 @@ def _read_shapes(
     """The lines (``_line_frame``), the fields of those of a shape read (``_fast``), others null.
 
     A line matches at most one shape's pattern (its member names, in order, are the shape),
-    so a field's token is the first found among the shapes naming it. Columns of ``lines``
-    other than ``_raw`` and ``_row_number`` (the file a line is from) are kept.
+    so each shape's pattern runs only on the lines no commoner shape matched: a pattern that
+    fails usually fails at the line's end, and running every pattern on every line cost one
+    full match per shape per line. Columns of ``lines`` other than ``_raw`` and
+    ``_row_number`` (the file a line is from) are kept.
     """
-    groups = [f"_shape{j}" for j in range(len(shapes))]
-    tokens = {
-        n: [
-            pl.col(g).struct.field(f"c{i}")
-            for g, shape in zip(groups, shapes, strict=True)
-            if n in shape
-        ]
-        for i, n in enumerate(columns)
-    }
+    raw = lines["_raw"]
+    tokens = {n: pl.repeat(None, raw.len(), dtype=pl.String, eager=True) for n in columns}
+    fast = pl.repeat(False, raw.len(), dtype=pl.Boolean, eager=True)
+    todo = pl.int_range(raw.len(), dtype=pl.UInt32, eager=True)
+    for shape in shapes:
+        if todo.is_empty():
+            break
+        found = raw.gather(todo).str.extract_groups(_shape_pattern(shape, columns))
+        hit = found.struct.field("obj").is_not_null()
+        at = todo.filter(hit)
+        fast.scatter(at, True)
+        for i, n in enumerate(columns):
+            if n in shape:
+                tokens[n].scatter(at, found.struct.field(f"c{i}").filter(hit))
+        todo = todo.filter(~hit)
     extra = [c for c in lines.columns if c not in ("_raw", "_row_number")]
     # eager frames: a lazy query's planning costs more than reading a small file
-    return lines.with_columns(
-        pl.col("_raw").str.extract_groups(_shape_pattern(shape, columns)).alias(g)
-        for g, shape in zip(groups, shapes, strict=True)
-    ).select(
-        *[
-            _token_text(pl.coalesce(tokens[n])).alias(n)
-            if tokens[n]
-            else pl.lit(None, pl.String).alias(n)
-            for n in columns
-        ],
+    return lines.select(
+        *[_token_text(pl.lit(tokens[n])).alias(n) for n in columns],
         pl.col("_row_number"),
         pl.lit(False).alias("_malformed"),
         pl.lit(None, pl.String).alias("_bad_type"),
         pl.col("_raw"),
         *extra,
-        (
-            pl.any_horizontal(pl.col(g).struct.field("obj").is_not_null() for g in groups)
-            if groups
-            else pl.lit(False)
-        ).alias("_fast"),
+        pl.lit(fast).alias("_fast"),
     )
 
 
