@@ -187,19 +187,10 @@ def _combined(*ms: common.Measurement) -> dict[str, Any]:
 
 
 def _one_day_run(
-    pf: common.Platform, day: dt.date, name: str, t: float | None, **env: str
+    pf: common.Platform, day: dt.date, name: str, t: float | None
 ) -> common.Measurement:
     cmd = common.assets_pkg_cmd("backfill", "--start", day.isoformat(), "--end", day.isoformat())
-    if not env:
-        return pf.run(cmd, name, f"one-day run {day}", timeout_s=t)
-    return common.run_measured(
-        cmd,
-        env={**pf.env(), **env},
-        cwd=pf.root,
-        log=pf.logs / f"{name}.log",
-        label=f"one-day run {day} ({env})",
-        timeout_s=t,
-    )
+    return pf.run(cmd, name, f"one-day run {day}", timeout_s=t)
 
 
 def _materialize_cmd(selection: str, day: dt.date) -> list[str]:
