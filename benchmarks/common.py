@@ -298,10 +298,23 @@ class Platform:
         )
         return env
 
-    def run(self, cmd: Sequence[str], name: str, label: str = "", **kwargs: Any) -> Measurement:
-        """``run_measured`` in this platform, cwd at its root, log in ``logs/<name>.log``."""
+    def run(
+        self,
+        cmd: Sequence[str],
+        name: str,
+        label: str = "",
+        extra_env: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Measurement:
+        """``run_measured`` in this platform, cwd at its root, log in ``logs/<name>.log``;
+        ``extra_env`` is added to the platform's environment."""
         return run_measured(
-            cmd, env=self.env(), cwd=self.root, log=self.logs / f"{name}.log", label=label, **kwargs
+            cmd,
+            env={**self.env(), **(extra_env or {})},
+            cwd=self.root,
+            log=self.logs / f"{name}.log",
+            label=label,
+            **kwargs,
         )
 
     def call(

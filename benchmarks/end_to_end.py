@@ -335,12 +335,11 @@ def run_overheads(
     say(f"executors: a one-day run of {EXECUTOR_SELECTION} on the 30-day platform")
     walls: dict[str, float] = {}
     for executor in EXECUTORS:
-        walls[executor] = common.run_measured(
+        walls[executor] = short.run(
             _materialize_cmd(EXECUTOR_SELECTION, day),
-            env={**short.env(), "ASSETS_PKG_EXECUTOR": executor},
-            cwd=short.root,
-            log=short.logs / f"executor_{executor}.log",
-            label=f"{EXECUTOR_SELECTION} {day} ({executor})",
+            f"executor_{executor}",
+            f"{EXECUTOR_SELECTION} {day} ({executor})",
+            extra_env={"ASSETS_PKG_EXECUTOR": executor},
             timeout_s=t,
         ).wall_s
         say(f"  {executor}: {common.fmt_s(walls[executor])}")

@@ -532,6 +532,7 @@ class IngestPass:
     def _parsed_chunks(
         self, source: str, files: list[Path]
     ) -> Iterator[tuple[list[_Landed], list[ParsedFile], dict[str, Exception]]]:
+        contract = SOURCES[source]
         group: list[_Landed] = []
         size = 0
         for path in files:
@@ -550,10 +551,10 @@ class IngestPass:
             group.append((path, data, digest))
             size += len(data)
             if size >= CHUNK_BYTES:
-                yield group, *_parse_group(SOURCES[source], group)
+                yield group, *_parse_group(contract, group)
                 group, size = [], 0
         if group:
-            yield group, *_parse_group(SOURCES[source], group)
+            yield group, *_parse_group(contract, group)
 
     def _record_group(
         self,
