@@ -63,6 +63,25 @@ LINEAGE_QUERY = """# the mart's column lineage
 """.replace("PATH", json.dumps(MART.split("/")))
 
 
+def _open_markdown(page, link, timeout_s: float = 60):
+    """Click a metadata entry's "[Show Markdown]" until its dialog shows a table row.
+
+    A click that lands while the asset page is still re-rendering its metadata (a loaded
+    CI machine) opens nothing; clicking again once the page settles does.
+    """
+    dialog = page.get_by_role("dialog")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        link.click()
+        try:
+            expect(dialog.locator("tbody tr").first).to_be_visible(timeout=5_000)
+            return dialog
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            page.keyboard.press("Escape")  # closes a dialog that opened empty, if any
+
+
 def _failure_report(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
     lines = []
     failures = instance.all_logs(
@@ -277,8 +296,7 @@ def test_mart_column_schema_and_column_lineage(dagster_ui: DagsterUI, page, shot
     page.set_viewport_size({"width": 1440, "height": 1100})
     page.goto(f"/assets/{MART}")
     entry = page.locator("tr", has=page.get_by_text("column_lineage", exact=True))
-    entry.get_by_text("[Show Markdown]").click()
-    dialog = page.get_by_role("dialog")
+    dialog = _open_markdown(page, entry.get_by_text("[Show Markdown]"))
     # the dialog can show its table before its rows: wait for every row, not the table
     body_rows = dialog.locator("tbody tr")
     expect(body_rows).to_have_count(len(table.column_names), timeout=30_000)
