@@ -137,7 +137,9 @@ class WalSqliteEventLogStorage(SqliteEventLogStorage):
         self, event: EventLogEntry, event_id: int | None
     ) -> None:
         # the stock method serializes the whole event (its partition subset included) once
-        # per partition: quadratic in a ranged step's days; the rows are the same
+        # per partition: quadratic in a ranged step's days; the rows are the same. One
+        # statement run many times: a multi-row VALUES is compiled anew each time (about
+        # 70 ms for a year's rows, 99 checks in a run)
         planned = cast(
             "AssetCheckEvaluationPlanned", check.not_none(event.dagster_event).event_specific_data
         )
@@ -148,21 +150,20 @@ class WalSqliteEventLogStorage(SqliteEventLogStorage):
         timestamp = self._event_insert_timestamp(event)
         with self.index_connection() as conn:
             conn.execute(
-                AssetCheckExecutionsTable.insert().values(
-                    [
-                        {
-                            "asset_key": planned.asset_key.to_string(),
-                            "check_name": planned.check_name,
-                            "partition": key,
-                            "run_id": event.run_id,
-                            "execution_status": AssetCheckExecutionRecordStatus.PLANNED.value,
-                            "evaluation_event": serialized,
-                            "evaluation_event_timestamp": timestamp,
-                            "evaluation_event_storage_id": event_id,
-                        }
-                        for key in keys
-                    ]
-                )
+                AssetCheckExecutionsTable.insert(),
+                [
+                    {
+                        "asset_key": planned.asset_key.to_string(),
+                        "check_name": planned.check_name,
+                        "partition": key,
+                        "run_id": event.run_id,
+                        "execution_status": AssetCheckExecutionRecordStatus.PLANNED.value,
+                        "evaluation_event": serialized,
+                        "evaluation_event_timestamp": timestamp,
+                        "evaluation_event_storage_id": event_id,
+                    }
+                    for key in keys
+                ],
             )
 
     def store_event(self, event: EventLogEntry) -> None:
