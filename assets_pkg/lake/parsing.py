@@ -149,12 +149,13 @@ def _csv_fast(text: str, header: list[str]) -> pl.DataFrame | None:
         return None
     if "\r" in unquoted.replace("\r\n", ""):
         return None  # a lone CR ends a record for the csv module, Polars keeps it in the value
-    commas = pl.Series(unquoted.split("\n"), dtype=pl.String).str.count_matches(",", literal=True)
-    if (commas.max() or 0) >= len(header):
+    # one regex scan of the text for a line with a field too many (no Python string per line)
+    surplus = rf"(?m)^(?:[^,\n]*,){{{len(header)}}}"
+    if pl.Series([unquoted], dtype=pl.String).str.contains(surplus).item():
         return None  # Polars drops a surplus empty field ("a,b,"): malformed_record is exact
     try:
         df = pl.read_csv(
-            io.StringIO(text),
+            text.encode(),
             has_header=True,
             infer_schema=False,
             new_columns=[f"c{i}" for i in range(len(header))],
@@ -166,7 +167,10 @@ def _csv_fast(text: str, header: list[str]) -> pl.DataFrame | None:
         return None
     if df.width != len(header):
         return None
-    df = df.rename({f"c{i}": h for i, h in enumerate(header)}).filter(~_blank(header))
+    df = df.rename({f"c{i}": h for i, h in enumerate(header)})
+    first = pl.col(header[0])
+    if df.select((first.is_null() | (first.str.strip_chars(WHITESPACE) == "")).any()).item():
+        df = df.filter(~_blank(header))  # a blank record's first field is blank: rarely any
     return df.with_columns(
         _row_number=pl.int_range(1, pl.len() + 1, dtype=pl.Int64),
         _malformed=pl.lit(False),
@@ -211,9 +215,13 @@ def _csv_slow(text: str, header: list[str]) -> pl.DataFrame:
 
 
 def _csv_quote(expr: pl.Expr) -> pl.Expr:
-    needs = expr.str.contains(r'[",\r\n]')
-    quoted = pl.lit('"') + expr.str.replace_all('"', '""', literal=True) + pl.lit('"')
-    return pl.when(needs).then(quoted).otherwise(expr).fill_null("")
+    """A value of the fast path as the csv module writes it: in quotes if it has a comma.
+
+    The fast path's values hold no quote and no line break (``_csv_fast``), so a comma is
+    the one character that makes the csv module quote them.
+    """
+    quoted = pl.lit('"') + expr + pl.lit('"')
+    return pl.when(expr.str.contains(",", literal=True)).then(quoted).otherwise(expr).fill_null("")
 
 
 def read_csv_rows(contract: SourceContract, text: str) -> pl.DataFrame:
@@ -223,8 +231,9 @@ def read_csv_rows(contract: SourceContract, text: str) -> pl.DataFrame:
     df = None if blank_before else _csv_fast(text, header)
     if df is None:
         return _csv_slow(text, header)
-    raw = pl.concat_str([_csv_quote(pl.col(h)) for h in header], separator=",")
-    return df.with_columns(_raw=raw)
+    # without a quote in the file no value has a comma: the record is its values joined
+    fields = [_csv_quote(pl.col(h)) if '"' in text else pl.col(h).fill_null("") for h in header]
+    return df.with_columns(_raw=pl.concat_str(fields, separator=","))
 
 
 # --------------------------------------------------------------------------- JSON Lines

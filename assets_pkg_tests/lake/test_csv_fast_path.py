@@ -94,3 +94,25 @@ def test_only_simple_quoting_takes_the_fast_path(line: str, fast: bool):
     text = ",".join(HEADER) + "\n" + line + "\n"
     assert (parsing._csv_fast(text, HEADER) is not None) == fast
     assert_same(outcome(lambda t: read_csv_rows(ORDERS, t), text), outcome(strict, text))
+
+
+@st.composite
+def unquoted_text(draw) -> str:
+    """Files without a quote: full rows, surplus fields, blank and whitespace records."""
+    header = draw(st.permutations(HEADER))
+    value = st.text(alphabet=st.sampled_from([*"abcO19 -:TZ.", "\t", "é"]), max_size=6)
+    width = len(HEADER)
+    rows = draw(st.lists(st.lists(value, min_size=width, max_size=width + 1), max_size=6))
+    rows += draw(st.lists(st.sampled_from([[""], [" "], [""] * width, ["\t"] * width])))
+    rows = draw(st.permutations(rows))
+    ends = draw(st.sampled_from(["\n", "\r\n"]))
+    lines = [",".join(header)] + [",".join(r) for r in rows]
+    return ends.join(lines) + draw(st.sampled_from(["", ends]))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(unquoted_text())
+def test_files_without_quotes_read_as_the_strict_reader_reads_them(text: str):
+    # the fast path joins such a file's values without quoting them, and looks for blank
+    # records only where the first field is blank
+    assert_same(outcome(lambda t: read_csv_rows(ORDERS, t), text), outcome(strict, text))
