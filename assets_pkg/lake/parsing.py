@@ -437,13 +437,24 @@ def _read_shapes(
     for shape in shapes:
         if todo.is_empty():
             break
-        found = raw.gather(todo).str.extract_groups(_shape_pattern(shape, columns))
+        first = todo.len() == raw.len()
+        found = (raw if first else raw.gather(todo)).str.extract_groups(
+            _shape_pattern(shape, columns)
+        )
         hit = found.struct.field("obj").is_not_null()
-        at = todo.filter(hit)
-        fast.scatter(at, True)
-        for i, n in enumerate(columns):
-            if n in shape:
-                tokens[n].scatter(at, found.struct.field(f"c{i}").filter(hit))
+        if first:
+            # the commonest shape, tried on every line: its groups are null where a line
+            # did not match, so they are the tokens as they stand (no scatter)
+            fast = hit
+            for i, n in enumerate(columns):
+                if n in shape:
+                    tokens[n] = found.struct.field(f"c{i}")
+        else:
+            at = todo.filter(hit)
+            fast.scatter(at, True)
+            for i, n in enumerate(columns):
+                if n in shape:
+                    tokens[n].scatter(at, found.struct.field(f"c{i}").filter(hit))
         todo = todo.filter(~hit)
     extra = [c for c in lines.columns if c not in ("_raw", "_row_number")]
     # eager frames: a lazy query's planning costs more than reading a small file
@@ -462,14 +473,16 @@ def _read_rest(columns: list[str], read: pl.DataFrame) -> pl.DataFrame:
     """``read`` with the lines no shape read (``_fast`` false) read by the exact reader."""
     if read["_fast"].all():
         return read.drop("_fast")
+    at = (~read["_fast"]).arg_true()
     rest = read.filter(~pl.col("_fast"))
     slow, _ = _read_jsonl_lines(
         columns, zip(rest["_row_number"].to_list(), rest["_raw"].to_list(), strict=True)
     )
-    extra = [c for c in read.columns if c not in slow.columns and c != "_fast"]
-    slow = slow.with_columns(rest.select(extra)) if extra else slow
-    merged = pl.concat([read.filter("_fast").drop("_fast"), slow.select(read.columns[:-1])])
-    return merged.sort([*extra, "_row_number"])
+    # one row per line read, in order: each goes back to its line's place (no sort)
+    read = read.drop("_fast")
+    return read.with_columns(
+        [read[c].clone().scatter(at, slow[c]) for c in [*columns, "_malformed", "_bad_type"]]
+    )
 
 
 def read_jsonl_files(
