@@ -244,10 +244,10 @@ def _parse_group(
         return parsed, failed
 
 
-def _prefetched(items: Iterator[T]) -> Iterator[T]:
+def prefetched(items: Iterator[T]) -> Iterator[T]:
     """``items``, the next one computed in a thread while the caller works on this one."""
     done = object()
-    with ThreadPoolExecutor(1, thread_name_prefix="ingest-read") as pool:
+    with ThreadPoolExecutor(1, thread_name_prefix="prefetch") as pool:
         ahead = pool.submit(next, items, done)
         while (item := ahead.result()) is not done:
             ahead = pool.submit(next, items, done)
@@ -526,7 +526,7 @@ class IngestPass:
         at most two chunks are in memory; what a chunk's files did is recorded here, on the
         caller's thread, in file-name order.
         """
-        for group, parsed, failed in _prefetched(self._parsed_chunks(source, files)):
+        for group, parsed, failed in prefetched(self._parsed_chunks(source, files)):
             yield self._record_group(source, group, parsed, failed)
 
     def _parsed_chunks(

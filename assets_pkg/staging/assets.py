@@ -1,6 +1,7 @@
 """Staging assets: typed, one row per key, Parquet partitioned by business date."""
 
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -22,7 +23,7 @@ from assets_pkg.contracts import (
     TableContract,
     staging_contract,
 )
-from assets_pkg.lake.ingest import index_schema
+from assets_pkg.lake.ingest import index_schema, prefetched
 from assets_pkg.metadata import frame_schema, materialization_metadata, record_daily_counts
 from assets_pkg.partitions import chunks, run_days
 from assets_pkg.quality.checks import (
@@ -257,13 +258,17 @@ def _fact_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
             preview = pl.DataFrame(schema=schema)
             results: list[DayResult] = []
             held: set = set()
-            with duckdb.connect() as conn:
+
+            def live_chunks() -> Iterator[tuple[list[dt.date], list, pl.DataFrame]]:
                 for chunk in chunks(days, CHUNK_DAYS):
                     rows = lake.scan(f"lake/{source}", chunk, contract.schema())
                     files = lake.partition_files(f"lake/{source}", chunk)
-                    df = collect_lake(
-                        lake, transforms.live_versions(contract, rows, index, chunk), files
-                    )
+                    live = transforms.live_versions(contract, rows, index, chunk)
+                    yield chunk, files, collect_lake(lake, live, files)
+
+            with duckdb.connect() as conn:
+                # the next chunk is read from the lake while this one is checked and written
+                for chunk, files, df in prefetched(live_chunks()):
                     by_day = transforms.day_frames(contract, df)
                     # before any write: a short day must not replace good staging with nothing
                     check_complete(
