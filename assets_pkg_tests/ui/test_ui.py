@@ -63,23 +63,27 @@ LINEAGE_QUERY = """# the mart's column lineage
 """.replace("PATH", json.dumps(MART.split("/")))
 
 
-def _open_markdown(page, link, timeout_s: float = 60):
+def _open_markdown(page, link, timeout_s: float = 90):
     """Click a metadata entry's "[Show Markdown]" until its dialog shows a table row.
 
     A click that lands while the asset page is still re-rendering its metadata (a loaded
-    CI machine) opens nothing; clicking again once the page settles does.
+    CI machine) opens nothing: it is clicked again. A dialog that opened is given 20 s to
+    show its table before it is closed and opened again.
     """
     dialog = page.get_by_role("dialog")
     deadline = time.monotonic() + timeout_s
     while True:
         link.click()
         try:
-            expect(dialog.locator("tbody tr").first).to_be_visible(timeout=5_000)
+            expect(dialog).to_be_visible(timeout=5_000)
+            expect(dialog.locator("tbody tr").first).to_be_visible(timeout=20_000)
             return dialog
         except AssertionError:
             if time.monotonic() > deadline:
                 raise
-            page.keyboard.press("Escape")  # closes a dialog that opened empty, if any
+            if dialog.count():
+                page.keyboard.press("Escape")
+                expect(dialog).to_have_count(0, timeout=5_000)
 
 
 def _failure_report(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
