@@ -26,7 +26,7 @@ from typing import TypeVar
 import polars as pl
 
 from assets_pkg.config import Settings
-from assets_pkg.contracts import INGEST_ORDER, SOURCES, SourceContract
+from assets_pkg.contracts import INGEST_ORDER, SOURCES, VERSION_COLUMNS, SourceContract
 from assets_pkg.lake.manifest import Manifest
 from assets_pkg.lake.parsing import (
     REJECT_SCHEMA,
@@ -199,6 +199,20 @@ def _entries_of(index: pl.DataFrame, rows: pl.DataFrame, key: list[str]) -> pl.D
     return index.join(rows.select(key), on=key, how="semi")
 
 
+def in_delivery_order(rows: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` ordered by (file name, row number); as they are when they already are.
+
+    A chunk is its files' rows in name order, each file's in row order, so the sort that
+    decides which version came last mostly has nothing to do: checking the order is a
+    fifth of sorting by a string column (9 s of a 10M-item pass's main thread).
+    """
+    f, r = pl.col("_file_name"), pl.col("_row_number")
+    ordered = (f > f.shift()) | ((f == f.shift()) & (r > r.shift()))
+    if rows.select(ordered.all()).item():  # the first row's null is ignored
+        return rows
+    return rows.sort(VERSION_COLUMNS)
+
+
 def merge_latest(
     batch: pl.DataFrame, index: pl.DataFrame, key: list[str]
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
@@ -207,7 +221,7 @@ def merge_latest(
     Returns the new index, the keys whose live version changed (with their old date),
     and the keys that moved to a different date.
     """
-    latest = batch.sort(["_file_name", "_row_number"]).unique(subset=key, keep="last")
+    latest = in_delivery_order(batch).unique(subset=key, keep="last")
     joined = latest.select([*key, "date", "_file_name", "_row_number"]).join(
         _entries_of(index, latest, key).rename(
             {"date": "_old_date", "_file_name": "_old_file", "_row_number": "_old_row"}
@@ -216,12 +230,10 @@ def merge_latest(
         how="left",
     )
     winners = joined.filter(_newer("_file_name", "_row_number", "_old_file", "_old_row"))
-    new_index = pl.concat(
-        [
-            index.join(winners.select(key), on=key, how="anti"),
-            winners.select(index.columns),
-        ]
-    )
+    # only the winners that replace an entry take one out: mostly new keys, often none
+    replaced = winners.filter(pl.col("_old_file").is_not_null()).select(key)
+    kept = index.join(replaced, on=key, how="anti") if replaced.height else index
+    new_index = pl.concat([kept, winners.select(index.columns)])
     moved = winners.filter(
         pl.col("_old_date").is_not_null() & (pl.col("_old_date") != pl.col("date"))
     )
@@ -694,7 +706,7 @@ class IngestPass:
             index = self._index(source)
             dated = batch.drop("_raw").with_columns(date=pl.col(contract.date_column).dt.date())
             if contract.first_delivery_wins:
-                first = dated.sort(["_file_name", "_row_number"]).unique(
+                first = in_delivery_order(dated).unique(
                     subset=list(contract.key), keep="first", maintain_order=True
                 )
                 seen = _entries_of(index, first, list(contract.key)).select(contract.key)
@@ -743,7 +755,10 @@ class IngestPass:
             how="vertical_relaxed",
         )
         candidates = candidates.unique(subset=["_file_name", "_row_number"], keep="first")
-        dated = candidates.join(order_dates, on="order_id", how="left")
+        # a left join hashes its right side: the chunk's orders, not the whole index
+        dated = candidates.join(
+            _entries_of(order_dates, candidates, ["order_id"]), on="order_id", how="left"
+        )
         known = dated.filter(pl.col("date").is_not_null())
         unknown = dated.filter(pl.col("date").is_null())
 

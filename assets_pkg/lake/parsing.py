@@ -758,12 +758,12 @@ def validate_files(
         if date_col
         else pl.lit(None, pl.Date)
     )
-    df = df.with_columns(
-        _reason=reason_expr, _detail=detail_expr, _partition_date=part_date.cast(pl.Date)
-    )
+    df = df.with_columns(_reason=reason_expr, _partition_date=part_date.cast(pl.Date))
     file_name = pl.col("_file_name")
 
-    bad_rows = df.filter(pl.col("_reason").is_not_null())
+    # a when/then chain computes every branch for every row: the details' strings are
+    # built for the rejected rows only
+    bad_rows = df.filter(pl.col("_reason").is_not_null()).with_columns(_detail=detail_expr)
     has_order = "order_id" in contract.column_names
     order_ref = pl.col("order_id") if has_order else pl.lit(None, pl.String)
     good = df.filter(pl.col("_reason").is_null()).select(

@@ -7,10 +7,12 @@ import itertools
 
 import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from assets_pkg.contracts import SOURCES
-from assets_pkg.lake.ingest import index_schema, is_landed, merge_latest
+from assets_pkg.lake.ingest import in_delivery_order, index_schema, is_landed, merge_latest
 
 ORDERS = SOURCES["orders"]
 ITEMS = SOURCES["order_items"]
@@ -152,6 +154,31 @@ def test_merging_the_same_batch_twice_is_a_no_op():
     assert_frame_equal(sorted_index(twice), sorted_index(once))
     assert winners.height == 0
     assert moved.height == 0
+
+
+_VERSIONS = st.lists(
+    st.tuples(
+        st.sampled_from(["O1", "O2", "O3"]),
+        st.sampled_from([D1, D2, D3]),
+        st.sampled_from(["orders_1.csv", "orders_10.csv", "orders_2.csv"]),
+        st.integers(1, 4),
+    ),
+    max_size=24,
+    unique_by=lambda r: (r[2], r[3]),  # a (file, row) is one version
+)
+
+
+@given(versions=_VERSIONS, cut=st.integers(0, 24), shuffle=st.randoms(use_true_random=False))
+def test_a_batch_in_delivery_order_merges_as_a_shuffled_one(versions, cut, shuffle):
+    """The version sort is skipped for a batch already in (file, row) order: same result."""
+    previous, rows = versions[:cut], versions[cut:]
+    index, _, _ = merge(frame(previous), empty())
+    ordered = frame(sorted(rows, key=lambda r: (r[2], r[3])))
+    mixed = list(rows)
+    shuffle.shuffle(mixed)
+    assert_frame_equal(in_delivery_order(frame(mixed)), ordered.sort("_file_name", "_row_number"))
+    for got, want in zip(merge(ordered, index), merge(frame(mixed), index), strict=True):
+        assert_frame_equal(got, want, check_row_order=False)
 
 
 def test_composite_key_of_order_items():
