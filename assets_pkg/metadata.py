@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
+from collections.abc import Iterable
 from typing import Any
 
 import dagster as dg
@@ -158,6 +159,29 @@ def materialization_metadata(
         meta["rows_in_run"] = row_count
         meta["days_in_run"] = len(per_day)
     return meta
+
+
+#: entries recorded once per run, on its last day: kilobytes each, the same for every day
+HEAVY_ENTRIES = frozenset({"dagster/column_schema", "preview", "profile", "candidate_schema"})
+
+
+def once_per_range(
+    context: dg.AssetExecutionContext, metadata: dict[str, Any], days: Iterable[dt.date] | None
+) -> dict[str, Any]:
+    """The step's metadata for a ranged run, its heavy entries moved onto the last day.
+
+    Dagster copies a ranged step's metadata onto the materialization of each day: a year's
+    backfill stored 365 copies of the column schemas, profile and preview per asset (about
+    7 KB an event), and serializing them was a fifth of a 1M-item backfill. The last day's
+    materialization is the asset's latest, the one the UI shows and the schema-change check
+    reads; a one-day run keeps everything on its day.
+    """
+    days = sorted(days or [])
+    if len(days) < 2:
+        return metadata
+    heavy = {k: v for k, v in metadata.items() if k in HEAVY_ENTRIES}
+    context.add_asset_metadata(heavy, partition_key=days[-1].isoformat())
+    return {k: v for k, v in metadata.items() if k not in HEAVY_ENTRIES}
 
 
 def record_daily_counts(context: dg.AssetExecutionContext, per_day: dict[dt.date, int]) -> None:

@@ -208,6 +208,28 @@ def test_dagster_cli_partition_range(pipeline, tmp_path):
     assert table_hashes(settings) == clean
 
 
+def test_a_ranged_run_records_schemas_profile_and_preview_once_on_its_last_day(pipeline):
+    """Each day's materialization has its row count; the kilobytes that are the same for
+    every day sit on the last one, the asset's latest, which the UI and the schema-change
+    check read."""
+    from assets_pkg.metadata import HEAVY_ENTRIES
+
+    instance = dg.DagsterInstance.get()
+    for key, heavy in (
+        (dg.AssetKey(["staging", "stg_orders"]), HEAVY_ENTRIES),
+        (dg.AssetKey(["warehouse", "fct_orders"]), HEAVY_ENTRIES - {"candidate_schema"}),
+        (dg.AssetKey(["marts", "daily_sales"]), HEAVY_ENTRIES - {"candidate_schema"}),
+    ):
+        latest = instance.get_latest_materialization_event(key).asset_materialization
+        assert latest.partition == END.isoformat(), key
+        assert heavy <= set(latest.metadata), key
+        earlier = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[START.isoformat()]), limit=1
+        ).records[0].asset_materialization
+        assert not HEAVY_ENTRIES & set(earlier.metadata), key
+        assert {"dagster/row_count", "rows_in_run", "days_in_run"} <= set(earlier.metadata)
+
+
 def test_row_counts_are_true_per_day_after_a_ranged_run(pipeline):
     settings, _, _ = pipeline
     instance = dg.DagsterInstance.get()

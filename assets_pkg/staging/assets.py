@@ -24,7 +24,12 @@ from assets_pkg.contracts import (
     staging_contract,
 )
 from assets_pkg.lake.ingest import index_schema, prefetched
-from assets_pkg.metadata import frame_schema, materialization_metadata, record_daily_counts
+from assets_pkg.metadata import (
+    frame_schema,
+    materialization_metadata,
+    once_per_range,
+    record_daily_counts,
+)
 from assets_pkg.partitions import chunks, run_days
 from assets_pkg.quality.checks import (
     DayResult,
@@ -320,7 +325,7 @@ def _fact_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
                     "they keep their previous rows"
                 )
             return dg.MaterializeResult(
-                metadata=metadata,
+                metadata=once_per_range(context, metadata, days),
                 check_results=key_check_results(
                     key, list(contract.key), duplicates, null_keys, total
                 )
