@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 import duckdb
+import polars as pl
 
 from assets_pkg.automation import follow_upstream
 from assets_pkg.checks import OWNERS, key_check_results, key_check_specs
@@ -18,7 +19,9 @@ from assets_pkg.marts.lineage import MARTS_FRESHNESS, mart_column_lineage
 from assets_pkg.metadata import (
     duckdb_table_schema,
     materialization_metadata,
+    once_per_range,
     record_daily_counts,
+    sql_type,
     with_constraints,
 )
 from assets_pkg.partitions import chunks, run_days
@@ -116,17 +119,57 @@ def register_staged(
     staged: dict[str, str],
     days: list[dt.date] | None,
 ) -> None:
-    """Hand staging Parquet to DuckDB as Arrow (Polars scan, no row-by-row copies)."""
+    """Staging Parquet as relations of ``conn``, typed as the staging schema says.
+
+    A local lake is read by DuckDB where it lies, as a view: only the columns and row
+    groups a query needs are read (a year of 1M-item facts' candidates took 2.3 to 2.5 s,
+    not 3.0 to 3.6 s through Arrow). S3 is read by Polars (the lake's credentials and retries)
+    and handed over as Arrow, no row-by-row copies.
+    """
     from assets_pkg.contracts import SOURCES
 
     for relation, source in staged.items():
         check_identifier(relation)
         contract = SOURCES[source]
         dataset = f"staging/stg_{source}"
-        frame = lake.scan(
-            dataset, None if contract.is_dimension else days, staging_schema(contract)
-        )
+        chosen = None if contract.is_dimension else days
+        schema = staging_schema(contract)
+        if not lake.is_s3:
+            files = (
+                lake.dataset_files(dataset)
+                if chosen is None
+                else lake.partition_files(dataset, chosen)
+            )
+            if files:
+                _parquet_view(conn, relation, [str(f) for f in files], schema)
+                continue
+        frame = lake.scan(dataset, chosen, schema)
         conn.register(relation, frame.collect(engine="streaming").to_arrow())
+
+
+def _parquet_view(
+    conn: duckdb.DuckDBPyConnection,
+    relation: str,
+    files: list[str],
+    schema: dict[str, pl.DataType],
+) -> None:
+    """``files`` as the view ``relation`` of exactly ``schema``'s columns and types.
+
+    As the Polars scan does: a column no file has is NULL, one no longer declared is left
+    out, and older files' types are cast to the current ones.
+    """
+    rel = conn.read_parquet(files, hive_partitioning=False, union_by_name=True)
+    present = {name: str(kind) for name, kind in zip(rel.columns, rel.types, strict=True)}
+    columns = []
+    for name, dtype in schema.items():
+        column = f'"{check_identifier(name)}"'
+        wanted = sql_type(dtype)
+        if present.get(name) == wanted:
+            columns.append(column)  # a cast, even to the same type, stops filter pushdown
+        else:
+            value = column if name in present else "NULL"
+            columns.append(f"CAST({value} AS {wanted}) AS {column}")
+    rel.project(", ".join(columns)).create_view(relation, replace=True)
 
 
 def table_column_schema(conn: duckdb.DuckDBPyConnection, spec: TableSpec) -> dg.TableSchema:
@@ -390,7 +433,11 @@ def build_table_asset(
                 # read by dimension_change_sensor: facts from this day on may be stale
                 extra[CHANGED_FROM] = changed_from.isoformat() if changed_from else ""
             return dg.MaterializeResult(
-                metadata=materialization_metadata(preview, total, column_schema, per_day) | extra,
+                metadata=once_per_range(
+                    context,
+                    materialization_metadata(preview, total, column_schema, per_day) | extra,
+                    days,
+                ),
                 check_results=key_check_results(key, spec.key, duplicates, nulls, total)
                 + quality_check_results(key, rules, results),
             )

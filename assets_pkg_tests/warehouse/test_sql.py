@@ -396,3 +396,52 @@ def test_sessions_user_is_first_non_null_by_ts_then_event_id_and_steps_are_count
         orient="row",
     )
     assert_frame_equal(got, expected)
+
+
+def test_staged_parquet_reads_as_the_polars_scan_of_the_staging_schema(conn, tmp_path):
+    """A local lake's staging files are DuckDB views typed as the staging schema, whatever
+    schema an older file was written with (missing columns NULL, extra ones left out,
+    older types cast), the same rows as the Polars scan the S3 path uses."""
+    from assets_pkg.resources.lake import LakeResource, partition_dir
+    from assets_pkg.warehouse.tables import register_staged
+
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    schema = staging_schema(SOURCES["payments"])
+    current = pl.DataFrame(
+        {
+            "payment_id": ["P1"],
+            "order_id": ["O1"],
+            "amount": [D("12.50")],
+            "currency": ["EUR"],
+            "method": ["card"],
+            "status": ["captured"],
+            "paid_ts": [T(2024, 3, 1, 9, 30)],
+            "paid_date": [D1],
+            "_file_name": ["payments_2.jsonl"],
+            "_row_number": [3],
+        },
+        schema=schema,
+    )
+    older = (
+        current.with_columns(payment_id=pl.lit("P0"), paid_date=pl.lit(D2))
+        .drop("method")
+        .with_columns(pl.col("_row_number").cast(pl.Int32), legacy=pl.lit("x"))
+    )
+    for day, frame in ((D1, current), (D2, older)):
+        lake.write(frame, "staging", "stg_payments", partition_dir(day), "data.parquet")
+
+    register_staged(conn, lake, {"_stg": "payments"}, [D1, D2])
+    got = conn.sql("SELECT * FROM _stg ORDER BY payment_id").pl()
+    expected = pl.concat(
+        [older.drop("legacy").with_columns(method=pl.lit(None, pl.String)), current],
+        how="diagonal_relaxed",
+    ).select(list(schema))
+    assert got.schema == pl.Schema(schema)
+    assert_frame_equal(got, expected.cast(schema))
+    assert got["method"].to_list() == [None, "card"]
+    # the current day alone: the same rows as the Polars scan of the S3 path
+    register_staged(conn, lake, {"_stg": "payments"}, [D1])
+    assert_frame_equal(
+        conn.sql("SELECT * FROM _stg").pl(),
+        lake.scan("staging/stg_payments", [D1], schema).collect(),
+    )
