@@ -225,18 +225,23 @@ def test_end_to_end_smoke_preset():
     assert options.sizes == (0.005, 0.01) and options.days == 10
     assert args.readme is None and args.smoke
     defaults = end_to_end.options_from(build_parser().parse_args(["end_to_end"]))
-    assert defaults.sizes == (1.0, 10.0) and defaults.days == 365
+    assert defaults.sizes == (0.5, 1.0, 10.0) and defaults.days == 365
+    assert (defaults.pandas_max, defaults.project_min) == (0.5, 1.0)
     # the generator's scale for a size: items a day at scale 1 times days times scale
     assert defaults.scale(1.0) * end_to_end.ITEMS_PER_DAY_AT_SCALE_1 * 365 == pytest.approx(1e6)
 
 
 def test_end_to_end_checks_every_variant_before_timing(tmp_path):
-    """Two tiny sizes; pandas runs at the first only and is extrapolated to the second."""
+    """Two tiny sizes, as the default three: pandas runs at the first only and is
+    extrapolated to the second; the project runs at the second only, so the first's
+    pandas marts are checked against the floor's, and the second's floor against the
+    project's."""
     readme_before = common.README.read_bytes() if common.README.exists() else None
     options = end_to_end.Options(
         sizes=(0.002, 0.004),
         days=4,
         pandas_max=0.002,
+        project_min=0.004,
         project_max=0.004,
         spark=False,
         overheads=False,
@@ -245,16 +250,15 @@ def test_end_to_end_checks_every_variant_before_timing(tmp_path):
     r = end_to_end.run(options)
     assert (common.README.read_bytes() if common.README.exists() else None) == readme_before
     small, big = r["sizes"]
-    assert small["compared"] == ["floor", "pandas"] and big["compared"] == ["floor"]
-    assert set(small["mart_rows"]) == {
-        "daily_sales",
-        "daily_sales_by_category",
-        "daily_payments",
-        "daily_funnel",
-    }
+    assert (small["reference"], small["compared"]) == ("floor", ["pandas"])
+    assert (big["reference"], big["compared"]) == ("project", ["floor"])
+    marts = {"daily_sales", "daily_sales_by_category", "daily_payments", "daily_funnel"}
+    assert set(small["mart_rows"]) == set(big["mart_rows"]) == marts
     assert small["variants"]["floor"]["vs_floor"] == 1.0
-    for size in (small, big):
-        for name in ("project", "floor", "pandas"):
+    # not run below --project-min, and never scaled down to a size it did not run at
+    assert "project" not in small["variants"]
+    for size, names in ((small, ("floor", "pandas")), (big, ("project", "floor", "pandas"))):
+        for name in names:
             v = size["variants"][name]
             assert v["wall_s"] > 0 and v["rows_per_s"] > 0
         assert size["input_rows"] == sum(s["rows"] for s in size["inputs"].values()) > 0
@@ -266,3 +270,4 @@ def test_end_to_end_checks_every_variant_before_timing(tmp_path):
     assert pandas["wall_s"] == pytest.approx(small["variants"]["pandas"]["wall_s"] * ratio)
     block = end_to_end.readme_block(r)
     assert "| 0.004M items" in block and "(extrapolated from 0.002M)" in block
+    assert "the project did not run at this size" in block
