@@ -223,9 +223,13 @@ def test_a_ranged_run_records_schemas_profile_and_preview_once_on_its_last_day(p
         latest = instance.get_latest_materialization_event(key).asset_materialization
         assert latest.partition == END.isoformat(), key
         assert heavy <= set(latest.metadata), key
-        earlier = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[START.isoformat()]), limit=1
-        ).records[0].asset_materialization
+        earlier = (
+            instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=key, asset_partitions=[START.isoformat()]), limit=1
+            )
+            .records[0]
+            .asset_materialization
+        )
         assert not HEAVY_ENTRIES & set(earlier.metadata), key
         assert {"dagster/row_count", "rows_in_run", "days_in_run"} <= set(earlier.metadata)
 
