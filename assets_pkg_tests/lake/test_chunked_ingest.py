@@ -144,3 +144,51 @@ def test_a_file_relanded_after_listing_is_recorded_with_the_bytes_parsed(
     assert known["c2.csv"].sha256 == hashlib.sha256(first.replace("C1", "C2").encode()).hexdigest()
     rows = pl.read_parquet(Path(settings.lake_url) / "lake" / "customers" / "*.parquet")
     assert rows.filter(pl.col("customer_id") == "C1")["email"].to_list() == ["b@example.com"]
+
+
+def test_items_keep_delivery_order_and_a_pending_row_met_again_is_taken_once(settings: Settings):
+    """A chunk's items are dated in delivery order (no sort needed to find the live ones);
+    a held-back row that a fault brings back in a chunk is still taken once."""
+    from decimal import Decimal
+
+    from assets_pkg.contracts import SOURCES
+    from assets_pkg.lake.ingest import _valid_schema, index_schema
+
+    schema = _valid_schema(SOURCES["order_items"])
+
+    def item(file: str, row: int, order: str) -> dict:
+        return {
+            "order_id": order,
+            "line_number": row,
+            "product_id": "P-1",
+            "quantity": 1,
+            "unit_price": Decimal("2.50"),
+            "_file_name": file,
+            "_row_number": row,
+            "_raw": f"{order},{row},P-1,1,2.50",
+        }
+
+    lake = LakeResource(root=settings.lake_url)
+    pass_ = IngestPass(settings, lake)
+    held = pl.DataFrame([item("items_b.csv", 2, "O-1")], schema=schema)
+    pass_.bookkeeping["lake", "_pending", "order_items.parquet"] = held
+    pass_.bookkeeping["lake", "_index", "orders.parquet"] = pl.DataFrame(
+        {
+            "order_id": ["O-1", "O-2"],
+            "date": [dt.date(2024, 1, 2), dt.date(2024, 1, 3)],
+            "_file_name": ["orders_a.csv"] * 2,
+            "_row_number": [2, 3],
+        },
+        schema=index_schema(SOURCES["orders"]),
+    )
+    rows = [("items_b.csv", r, "O-2" if r % 2 else "O-1") for r in range(2, 40)]
+    batch = pl.DataFrame([item(*r) for r in rows], schema=schema)
+
+    dated, orphans = pass_._items(batch)
+
+    assert dated.select("_file_name", "_row_number").rows() == [(f, r) for f, r, _ in rows]
+    assert dated.filter(pl.col("order_id") == "O-2")["date"].unique().to_list() == [
+        dt.date(2024, 1, 3)
+    ]
+    assert orphans.height == 0
+    assert pass_.reports["order_items"].orphans_resolved == 1
