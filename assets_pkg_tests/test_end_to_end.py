@@ -234,6 +234,19 @@ def test_a_ranged_run_records_schemas_profile_and_preview_once_on_its_last_day(p
         assert {"dagster/row_count", "rows_in_run", "days_in_run"} <= set(earlier.metadata)
 
 
+def test_the_warehouse_file_keeps_no_view_of_the_staging_files(pipeline):
+    """Steps read staging Parquet through views of their own connection: none is left in
+    the warehouse file, where it would name staging files by path."""
+    settings, _, _ = pipeline
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+        views = conn.execute(
+            "SELECT schema_name || '.' || view_name FROM duckdb_views() WHERE NOT internal"
+        ).fetchall()
+        tables = conn.execute("SELECT count(*) FROM duckdb_tables()").fetchone()[0]
+    assert tables > 0, "the pipeline built the warehouse"
+    assert views == []
+
+
 def test_row_counts_are_true_per_day_after_a_ranged_run(pipeline):
     settings, _, _ = pipeline
     instance = dg.DagsterInstance.get()

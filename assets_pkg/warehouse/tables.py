@@ -153,7 +153,8 @@ def _parquet_view(
     files: list[str],
     schema: dict[str, pl.DataType],
 ) -> None:
-    """``files`` as the view ``relation`` of exactly ``schema``'s columns and types.
+    """``files`` as the connection's temporary view ``relation``, of exactly ``schema``'s
+    columns and types.
 
     As the Polars scan does: a column no file has is NULL, one no longer declared is left
     out, and older files' types are cast to the current ones.
@@ -169,7 +170,9 @@ def _parquet_view(
         else:
             value = column if name in present else "NULL"
             columns.append(f"CAST({value} AS {wanted}) AS {column}")
-    rel.project(", ".join(columns)).create_view(relation, replace=True)
+    # registered, not ``create_view``: that makes a view of the warehouse file itself, which
+    # would outlive the step and name staging files by path
+    conn.register(relation, rel.project(", ".join(columns)))
 
 
 def table_column_schema(conn: duckdb.DuckDBPyConnection, spec: TableSpec) -> dg.TableSchema:
