@@ -3,12 +3,17 @@ worker would: in its own process, recorded in the shared instance.
 
 ``python -m assets_pkg_tests.launcher sensor landing_sensor``
 ``python -m assets_pkg_tests.launcher schedule daily_pipeline_schedule 2024-03-16T02:00``
+
+With ``--go-on-stdin`` it gets ready (imports, instance, definitions: seconds), prints
+``ready`` and waits for a line on stdin before it evaluates: a test can start it the moment
+another run is under way, without its start-up deciding whether the two overlap.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import sys
+from collections.abc import Callable
 
 import dagster as dg
 
@@ -20,8 +25,9 @@ from assets_pkg.resources import build_resources
 LAUNCHED_BY = "assets_pkg_tests/launched_by"
 
 
-def requests_of(kind: str, name: str, when: dt.datetime | None, instance) -> list[dg.RunRequest]:
-    defs = build_definitions()
+def requests_of(
+    kind: str, name: str, when: dt.datetime | None, instance, defs: dg.Definitions
+) -> list[dg.RunRequest]:
     repo = defs.get_repository_def()
     if kind == "sensor":
         context = dg.build_sensor_context(
@@ -40,11 +46,16 @@ def requests_of(kind: str, name: str, when: dt.datetime | None, instance) -> lis
     return list(schedule.evaluate_tick(context).run_requests or [])
 
 
-def execute(kind: str, name: str, when: dt.datetime | None = None) -> list[bool]:
+def execute(
+    kind: str, name: str, when: dt.datetime | None = None, go: Callable[[], None] | None = None
+) -> list[bool]:
     instance = ensure_instance(load_settings())
     defs = build_definitions()
+    defs.get_repository_def()  # resolved now, not after ``go``
+    if go is not None:
+        go()
     outcomes = []
-    for request in requests_of(kind, name, when, instance):
+    for request in requests_of(kind, name, when, instance, defs):
         job_name = request.job_name or (
             defs.resolve_sensor_def(name).job_name
             if kind == "sensor"
@@ -68,10 +79,17 @@ def execute(kind: str, name: str, when: dt.datetime | None = None) -> list[bool]
     return outcomes
 
 
+def _ready_then_wait() -> None:
+    print("ready", flush=True)
+    sys.stdin.readline()
+
+
 def main(argv: list[str]) -> int:
+    wait = "--go-on-stdin" in argv
+    argv = [a for a in argv if a != "--go-on-stdin"]
     kind, name = argv[0], argv[1]
     when = dt.datetime.fromisoformat(argv[2]).replace(tzinfo=dt.UTC) if len(argv) > 2 else None
-    outcomes = execute(kind, name, when)
+    outcomes = execute(kind, name, when, _ready_then_wait if wait else None)
     print(f"{kind} {name}: {len(outcomes)} run(s), {sum(outcomes)} succeeded", flush=True)
     return 0 if outcomes and all(outcomes) else 1
 

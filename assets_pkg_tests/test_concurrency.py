@@ -69,28 +69,42 @@ def test_backfill_sensor_run_and_schedule_tick_at_once(tmp_path, monkeypatch):
             sys.executable, "-m", "assets_pkg.cli.main", "backfill",
             "--start", START.isoformat(), "--end", BACKFILL_END.isoformat(),
         ],
-        "sensor": [sys.executable, "-m", "assets_pkg_tests.launcher", "sensor", "landing_sensor"],
+        "sensor": [
+            sys.executable, "-m", "assets_pkg_tests.launcher", "--go-on-stdin",
+            "sensor", "landing_sensor",
+        ],
         "schedule": [
-            sys.executable, "-m", "assets_pkg_tests.launcher", "schedule",
-            "daily_pipeline_schedule", TICK.isoformat(),
+            sys.executable, "-m", "assets_pkg_tests.launcher", "--go-on-stdin",
+            "schedule", "daily_pipeline_schedule", TICK.isoformat(),
         ],
     }  # fmt: skip
     instance = ensure_instance(settings)
 
     def start(name: str) -> subprocess.Popen:
         return subprocess.Popen(
-            commands[name], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            commands[name],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
 
-    # the backfill first; the others as soon as its run has started, so all three overlap
-    procs = {"backfill": start("backfill")}
+    # The launchers get ready first (imports, instance, definitions take seconds: started
+    # with the backfill, a slow machine once began the sensor's run 0.1 s after the
+    # backfill's ended). Released as soon as the backfill's run has started, all overlap.
+    procs = {name: start(name) for name in ("sensor", "schedule")}
+    for name, proc in procs.items():
+        assert proc.stdout.readline().decode().strip() == "ready", f"{name} did not get ready"
+    procs["backfill"] = start("backfill")
     deadline = time.monotonic() + 120
     while not instance.get_run_records(
         filters=dg.RunsFilter(job_name="daily_pipeline", statuses=[dg.DagsterRunStatus.STARTED])
     ):
         assert procs["backfill"].poll() is None and time.monotonic() < deadline
         time.sleep(0.05)
-    procs |= {name: start(name) for name in ("sensor", "schedule")}
+    for name in ("sensor", "schedule"):
+        procs[name].stdin.write(b"go\n")
+        procs[name].stdin.flush()
     outputs = {name: p.communicate(timeout=600)[0].decode() for name, p in procs.items()}
     for name, proc in procs.items():
         assert proc.returncode == 0, f"{name} failed:\n{outputs[name]}"
@@ -109,7 +123,9 @@ def test_backfill_sensor_run_and_schedule_tick_at_once(tmp_path, monkeypatch):
     backfill = by_trigger["backfill"]
     for name in ("sensor", "schedule"):
         other = by_trigger[name]
-        assert other.start_time < backfill.end_time, f"the {name} run overlapped the backfill"
+        assert other.start_time < backfill.end_time, (
+            f"the {name} run began after the backfill ended: no overlap"
+        )
     for record in runs:
         for entry in instance.all_logs(record.dagster_run.run_id):
             text = (entry.user_message or "") + str(
