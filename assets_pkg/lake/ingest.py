@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import hashlib
-import json
 import os
 import shutil
 import time
@@ -27,6 +26,7 @@ import polars as pl
 
 from assets_pkg.config import Settings
 from assets_pkg.contracts import INGEST_ORDER, SOURCES, VERSION_COLUMNS, SourceContract
+from assets_pkg.lake.journal import JOURNAL_NAME, Commit, Journal, finish, recover
 from assets_pkg.lake.manifest import Manifest
 from assets_pkg.lake.parsing import (
     REJECT_SCHEMA,
@@ -368,7 +368,7 @@ class IngestPass:
         self.moves: list[tuple[Path, Path]] = []
         self.quarantine_notes: list[tuple[Path, dict]] = []
         #: index and pending files, written only once every lake partition of the pass is
-        #: (see ``_write_bookkeeping``)
+        #: (see ``_commit``)
         self.bookkeeping: dict[tuple[str, ...], pl.DataFrame | Path] = {}
         #: digest and identity (inode, size, mtime) of each landed file when it was listed
         self.identities: dict[Path, tuple[str, tuple[int, int, int]]] = {}
@@ -376,6 +376,8 @@ class IngestPass:
         self._read: dict[tuple[str, ...], pl.DataFrame] = {}
         #: orders whose live version moved to another day in this pass, with their new day
         self.moved_orders = pl.DataFrame(schema={"order_id": pl.String, "date": pl.Date})
+        #: the lake files this pass writes, for the next pass should this one die
+        self.journal = Journal(settings.data_dir / JOURNAL_NAME, "")
 
     # ---- landing zone
 
@@ -451,10 +453,11 @@ class IngestPass:
         """Where a re-landed copy of a file the manifest holds with these bytes goes.
 
         Nowhere (``Path()``: removed from landing) when the pass that took it finished. A
-        pass cut short after recording the manifest and before moving its files leaves
-        them in landing: a loaded one missing from the archive, or a quarantined one whose
-        note is there without it, is moved where that pass would have put it. A
-        quarantined file with no note was purged, and stays purged.
+        pass cut short after recording the manifest has its moves finished from its
+        journal; should its files still be in landing (a data dir written before the
+        journal, a journal removed by hand), a loaded one missing from the archive, or a
+        quarantined one whose note is there without it, is moved where that pass would
+        have put it. A quarantined file with no note was purged, and stays purged.
         """
         if status == "loaded":
             kept = self.settings.archive_dir / source / path.name
@@ -615,10 +618,12 @@ class IngestPass:
         per_day = self.reports[source].rows_per_day
         for day, n in rows.group_by("date").len().iter_rows():
             per_day[day] = per_day.get(day, 0) + n
-        self.lake.write_many(
+        files = [
             (part.drop("date"), ("lake", source, partition_dir(day), f"{ingest_id}{tag}.parquet"))
             for (day,), part in rows.partition_by("date", as_dict=True, maintain_order=True).items()
-        )
+        ]
+        self.journal.will_write(parts for _, parts in files)
+        self.lake.write_many(files)
 
     def _index(self, source: str) -> pl.DataFrame:
         """The source's version index: this pass's, once a chunk has changed it."""
@@ -640,12 +645,18 @@ class IngestPass:
         return self._read[parts]
 
     def run(self) -> IngestReport:
+        spool_root = self.settings.data_dir / ".ingest-spool"
+        # a pass that died first: its lake files undone, or its indexes finished from the
+        # copies it parked in the spool
+        finished = recover(self.journal.path, self.lake, self.manifest, self.log)
+        if finished is not None:
+            self._report_finished(finished)
+        shutil.rmtree(spool_root, ignore_errors=True)
+
         parts: list[str] = []
         fresh = {s: self._classify(s, parts) for s in INGEST_ORDER}
         ingest_id = "ing-" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
-
-        spool_root = self.settings.data_dir / ".ingest-spool"
-        shutil.rmtree(spool_root, ignore_errors=True)  # a crashed pass's: rewritten below
+        self.journal.ingest_id = ingest_id
         for source in INGEST_ORDER:
             spool = Spool(spool_root / source)
             # at most two chunks of files in memory: this one applied, the next one parsed
@@ -667,9 +678,12 @@ class IngestPass:
             self._park(spool_root / "_bookkeeping")
             self._read.clear()
 
-        self._write_bookkeeping()
         self._stage_rejects(ingest_id)
-        self._finish_files(ingest_id)
+        # every lake file is written: from here the pass is finished, even if it dies
+        commit = self._commit(ingest_id)
+        self.journal.committing(commit)
+        finish(self.lake, self.manifest, commit)
+        self.journal.close()
         shutil.rmtree(spool_root, ignore_errors=True)
         return IngestReport(ingest_id, self.reports)
 
@@ -693,11 +707,10 @@ class IngestPass:
         if contract.is_dimension:
             if batch.height:
                 before = len(report.files_loaded)  # a later chunk of the pass: its own file
+                parts = ("lake", source, f"{ingest_id}{f'-{before:06d}' if before else ''}.parquet")
+                self.journal.will_write([parts])
                 self.lake.write(
-                    batch.drop("_raw").with_columns(_ingest_id=pl.lit(ingest_id)),
-                    "lake",
-                    source,
-                    f"{ingest_id}{f'-{before:06d}' if before else ''}.parquet",
+                    batch.drop("_raw").with_columns(_ingest_id=pl.lit(ingest_id)), *parts
                 )
         elif source == "order_items":
             dated, orphan_rejects = self._items(batch)
@@ -758,7 +771,10 @@ class IngestPass:
         # is then taken once, as first held. Looked for only where a pending row's file is in
         # the chunk: a unique over every row cost a pass, and its order then a sort (10M
         # items: 8 s of the pass's main thread).
-        if pending.height and pending["_file_name"].is_in(batch["_file_name"].unique()).any():
+        if (
+            pending.height
+            and pending["_file_name"].is_in(batch["_file_name"].unique().implode()).any()
+        ):
             candidates = candidates.unique(
                 subset=["_file_name", "_row_number"], keep="first", maintain_order=True
             )
@@ -865,18 +881,45 @@ class IngestPass:
                 kept.write_parquet(path, compression="lz4")
                 self.bookkeeping[parts] = path
 
-    def _write_bookkeeping(self) -> None:
-        """Write the version indexes and pending items after every lake partition.
+    def _commit(self, ingest_id: str) -> Commit:
+        """What is left once the lake files are written: see ``journal``.
 
-        A pass that fails before this point (a full disk) leaves them as they were, so a
-        re-run sees the same versions, moves and orphans, writes the same files and reports
-        the same days. The orders index goes last: should writing these fail half-way, a
-        re-run still sees a moved order move, and its items follow it again.
+        The version indexes and pending items, parked on local disk by ``_park``, are
+        written to the lake only then: a pass that dies before leaves them as they were.
         """
-        orders = ("lake", "_index", "orders.parquet")
-        for parts in sorted(self.bookkeeping, key=lambda p: p == orders):
-            kept = self.bookkeeping[parts]
-            self.lake.write(pl.read_parquet(kept) if isinstance(kept, Path) else kept, *parts)
+        parked = {p: kept for p, kept in self.bookkeeping.items() if isinstance(kept, Path)}
+        assert len(parked) == len(self.bookkeeping), "bookkeeping left in memory"
+        for row in (*self.manifest_rows, *self.relandings):
+            row["ingest_id"] = ingest_id
+        for _, note in self.quarantine_notes:
+            note["ingest_id"] = ingest_id
+        return Commit(
+            bookkeeping=parked,
+            files=self.manifest_rows,
+            relandings=self.relandings,
+            at=self.now.replace(tzinfo=dt.UTC).isoformat(),
+            notes=self.quarantine_notes,
+            moves=self.moves,
+            touched={
+                source: {d.isoformat(): r.rows_per_day.get(d, 0) for d in sorted(r.touched)}
+                for source, r in self.reports.items()
+                if r.touched
+            },
+        )
+
+    def _report_finished(self, commit: Commit) -> None:
+        """Report what a dead pass's commit, finished by this pass, loaded."""
+        for source, days in commit.touched.items():
+            report = self.reports[source]
+            for day, rows in days.items():
+                day = dt.date.fromisoformat(day)
+                report.touched.add(day)
+                report.rows_per_day[day] = report.rows_per_day.get(day, 0) + rows
+        for row in commit.files:
+            if row["status"] == "loaded":
+                report = self.reports[row["source"]]
+                report.files_loaded.append(row["file_name"])
+                report.rows_loaded += row.get("rows_loaded", 0)
 
     # ---- publishing
 
@@ -897,49 +940,26 @@ class IngestPass:
         if (rejects is None or rejects.height == 0) and not files and resolved.height == 0:
             return
         stem = f"{self.now:%Y%m%dT%H%M%S%f}-{ingest_id}"
+        staged = []
         if rejects is not None and rejects.height:
             table = rejects.drop("order_ref").with_columns(
                 ingest_id=pl.lit(ingest_id), rejected_at=pl.lit(self.now)
             )
-            self.lake.write(table, *STAGED_REJECTS, f"{stem}.rejects.parquet")
+            staged.append((table, (*STAGED_REJECTS, f"{stem}.rejects.parquet")))
         if resolved.height:
-            self.lake.write(
-                resolved.with_columns(resolved_at=pl.lit(self.now)),
-                *STAGED_REJECTS,
-                f"{stem}.resolved.parquet",
+            staged.append(
+                (
+                    resolved.with_columns(resolved_at=pl.lit(self.now)),
+                    (*STAGED_REJECTS, f"{stem}.resolved.parquet"),
+                )
             )
-        self.lake.write(
-            pl.DataFrame(files, schema={"source": pl.String, "file_name": pl.String}, orient="row"),
-            *STAGED_REJECTS,
-            f"{stem}.files.parquet",
+        files_frame = pl.DataFrame(
+            files, schema={"source": pl.String, "file_name": pl.String}, orient="row"
         )
-
-    def _finish_files(self, ingest_id: str) -> None:
-        # Notes, then the manifest, then the moves: cut short before the manifest, the
-        # next pass takes the files again; after it, the next pass finds them in landing,
-        # known, and finishes their moves (``_kept_place``).
-        for note_path, note in self.quarantine_notes:
-            note["ingest_id"] = ingest_id
-            note_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = note_path.with_name("." + note_path.name + ".tmp")
-            tmp.write_text(json.dumps(note, indent=2) + "\n")
-            os.replace(tmp, note_path)
-        for row in self.manifest_rows:
-            row["ingest_id"] = ingest_id
-        self.manifest.record_files(self.manifest_rows)
-        for row in self.relandings:
-            row["ingest_id"] = ingest_id
-        if self.relandings:
-            self.manifest.record_relandings(self.relandings)
-        for src, dst in self.moves:
-            if dst == Path():
-                src.unlink(missing_ok=True)
-                continue
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            if dst.exists() and dst.read_bytes() == src.read_bytes():
-                src.unlink()
-            else:
-                os.replace(src, dst)
+        staged.append((files_frame, (*STAGED_REJECTS, f"{stem}.files.parquet")))
+        self.journal.will_write(parts for _, parts in staged)
+        for frame, parts in staged:
+            self.lake.write(frame, *parts)
 
 
 def run_ingest(

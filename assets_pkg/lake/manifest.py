@@ -6,7 +6,6 @@ per-process lock.
 
 from __future__ import annotations
 
-import datetime as dt
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -70,8 +69,13 @@ class Manifest:
             ).fetchall()
         return {name: KnownFile(size, sha, status) for name, size, sha, status in rows}
 
-    def record_files(self, rows: list[dict]) -> None:
-        now = dt.datetime.now(dt.UTC).isoformat()
+    def record(self, files: list[dict], relandings: list[dict], at: str) -> None:
+        """Record a pass's files and re-landings, in one transaction.
+
+        ``at`` is the pass's time (ISO 8601). Idempotent, so a pass's commit can be replayed
+        (``journal.commit``): a loaded file keeps its first record, and a re-landing is one
+        row per (file, digest, pass, time).
+        """
         with self.connect() as conn:
             conn.executemany(
                 """INSERT INTO files (source, file_name, size, sha256, status, reason, ingest_id,
@@ -87,19 +91,25 @@ class Manifest:
                 [
                     {"reason": None, "run_id": None, "rows_loaded": 0, "rows_rejected": 0}
                     | r
-                    | {"now": now}
-                    for r in rows
+                    | {"now": at}
+                    for r in files
                 ],
             )
-
-    def record_relandings(self, rows: list[dict]) -> None:
-        now = dt.datetime.now(dt.UTC).isoformat()
-        with self.connect() as conn:
             conn.executemany(
                 """INSERT INTO relandings (source, file_name, sha256, outcome, ingest_id, seen_at)
-                   VALUES (:source, :file_name, :sha256, :outcome, :ingest_id, :now)""",
-                [r | {"now": now} for r in rows],
+                   SELECT :source, :file_name, :sha256, :outcome, :ingest_id, :now
+                   WHERE NOT EXISTS (
+                       SELECT 1 FROM relandings WHERE source = :source
+                       AND file_name = :file_name AND sha256 = :sha256
+                       AND ingest_id = :ingest_id AND seen_at = :now)""",
+                [r | {"now": at} for r in relandings],
             )
+
+    def recorded(self, ingest_id: str) -> bool:
+        """Whether the manifest holds any file recorded by this ingest pass."""
+        with self.connect() as conn:
+            row = conn.execute("SELECT 1 FROM files WHERE ingest_id = ? LIMIT 1", (ingest_id,))
+            return row.fetchone() is not None
 
     def counts(self) -> dict[str, int]:
         with self.connect() as conn:

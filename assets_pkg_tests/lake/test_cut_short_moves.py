@@ -9,6 +9,7 @@ import json
 import polars as pl
 import pytest
 
+from assets_pkg.lake import journal
 from assets_pkg.lake.ingest import IngestPass
 from assets_pkg.lake.manifest import Manifest
 from assets_pkg.resources.lake import LakeResource
@@ -29,16 +30,13 @@ def _pass(settings) -> None:
 
 def _cut_short(settings, monkeypatch: pytest.MonkeyPatch) -> None:
     """One pass that writes its lake files, notes and manifest, and dies before any move."""
-    finish = IngestPass._finish_files
 
-    def die_before_moving(self: IngestPass, ingest_id: str) -> None:
-        moves, self.moves = self.moves, []
-        finish(self, ingest_id)
-        assert moves, "the pass had files to move"
+    def die_before_moving(commit: journal.Commit) -> None:
+        assert commit.moves, "the pass had files to move"
         raise Killed
 
     with monkeypatch.context() as m:
-        m.setattr(IngestPass, "_finish_files", die_before_moving)
+        m.setattr(journal, "move_files", die_before_moving)
         with pytest.raises(Killed):
             _pass(settings)
 
