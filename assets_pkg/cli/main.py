@@ -559,14 +559,25 @@ def do_repair_lake(settings: Settings) -> list[str]:
     """
     from assets_pkg.contracts import INGEST_ORDER
     from assets_pkg.lake.ingest import IngestPass, ingest_lock
+    from assets_pkg.lake.journal import JOURNAL_NAME, recover
+    from assets_pkg.lake.manifest import Manifest
 
     if settings.lake_url.startswith("s3://"):
         raise CommandError("repair-lake rebuilds a local lake only; ASSETS_PKG_LAKE_URL is s3://")
-    if not settings.archive_dir.is_dir():
-        raise CommandError(f"no archive at {settings.archive_dir}: nothing to rebuild from")
     lake_dir = Path(settings.lake_url) / "lake"
     scratch = settings.data_dir / ".repair-lake"
     with ingest_lock(settings.data_dir):
+        # a pass that died is undone or finished first: later, its journal would write
+        # bookkeeping of the old lake over the rebuilt one (and a finished pass's files
+        # reach the archive, so the rebuild has them)
+        recover(
+            settings.data_dir / JOURNAL_NAME,
+            LakeResource(root=settings.lake_url),
+            Manifest(settings.manifest_path),
+            lambda msg: print(msg, file=sys.stderr),
+        )
+        if not settings.archive_dir.is_dir():
+            raise CommandError(f"no archive at {settings.archive_dir}: nothing to rebuild from")
         shutil.rmtree(scratch, ignore_errors=True)
         work = dataclasses.replace(
             settings, data_dir=scratch / "data", lake_url=str(scratch / "root")

@@ -15,6 +15,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from assets_pkg.cli.main import do_repair_lake
 from assets_pkg.config import Settings
 from assets_pkg.lake import journal
 from assets_pkg.lake.ingest import IngestPass, publish_rejects
@@ -219,3 +220,18 @@ def test_a_pass_killed_while_recovering_is_recovered_by_the_next(
             _pass(settings)
     days = _pass(settings)
     assert state(settings) | {"days": days} == clean["finished"]
+
+
+def test_repair_lake_after_a_pass_died_committing_finishes_it_first(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, clean: dict
+):
+    """The rebuild starts from the archive the finished commit completes; the journal is not
+    left to write the old lake's indexes over the rebuilt one."""
+    _land_all(settings)
+    _killed_first_pass(settings, monkeypatch, _die_before_the_orders_index)
+    do_repair_lake(settings)
+    assert not (settings.data_dir / JOURNAL_NAME).exists()
+    _pass(settings)
+    assert {k: v for k, v in state(settings).items() if k != "days"} == {
+        k: v for k, v in clean["finished"].items() if k != "days"
+    }
