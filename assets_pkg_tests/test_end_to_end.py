@@ -234,6 +234,29 @@ def test_a_ranged_run_records_schemas_profile_and_preview_once_on_its_last_day(p
         assert {"dagster/row_count", "rows_in_run", "days_in_run"} <= set(earlier.metadata)
 
 
+def test_a_ranged_runs_profile_and_preview_describe_the_day_that_carries_them(pipeline):
+    """The last day's profile and preview are that day's rows, as a one-day run of it
+    would record, not a profile of the whole range."""
+    from assets_pkg.contracts import TABLES
+    from assets_pkg.staging.transforms import DATE_COLUMN
+
+    instance = dg.DagsterInstance.get()
+    for key, date_column in (
+        (dg.AssetKey(["staging", "stg_orders"]), DATE_COLUMN["orders"]),
+        (dg.AssetKey(["warehouse", "fct_orders"]), TABLES["warehouse.fct_orders"].date_column),
+        (dg.AssetKey(["marts", "daily_sales"]), TABLES["marts.daily_sales"].date_column),
+    ):
+        metadata = instance.get_latest_materialization_event(key).asset_materialization.metadata
+        rows = {
+            cells[0]: cells
+            for line in metadata["profile"].value.splitlines()[2:]
+            for cells in [[c.strip() for c in line.strip("|").split("|")]]
+        }
+        assert rows[date_column][4:6] == [END.isoformat(), END.isoformat()], (key, rows)
+        preview = metadata["preview"].value
+        assert END.isoformat() in preview and START.isoformat() not in preview, (key, preview)
+
+
 def test_the_warehouse_file_keeps_no_view_of_the_staging_files(pipeline):
     """Steps read staging Parquet through views of their own connection: none is left in
     the warehouse file, where it would name staging files by path."""

@@ -77,6 +77,18 @@ class Commit:
         )
 
 
+def replace_text(path: Path, text: str, *, fsync: bool = False) -> None:
+    """Write ``path`` whole or not at all: a temp file beside it, renamed over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as fh:
+        fh.write(text)
+        if fsync:
+            fh.flush()
+            os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
 @dataclass
 class Journal:
     path: Path
@@ -84,10 +96,6 @@ class Journal:
     #: lake files (as path parts) the pass is writing or has written
     written: list[tuple[str, ...]] = field(default_factory=list)
     commit: Commit | None = None
-
-    @property
-    def phase(self) -> str:
-        return "writing" if self.commit is None else "committing"
 
     @classmethod
     def load(cls, path: Path) -> Journal | None:
@@ -106,17 +114,10 @@ class Journal:
     def _save(self) -> None:
         state = {
             "ingest_id": self.ingest_id,
-            "phase": self.phase,
             "written": self.written,
             "commit": None if self.commit is None else self.commit.to_json(),
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with open(tmp, "w") as fh:
-            json.dump(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        replace_text(self.path, json.dumps(state), fsync=True)
 
     def will_write(self, parts: Iterable[tuple[str, ...]]) -> None:
         """Record lake files before they are written: no file of the pass exists unrecorded."""
@@ -141,10 +142,7 @@ def write_bookkeeping(lake: LakeResource, bookkeeping: dict[tuple[str, ...], Pat
 
 def write_notes(commit: Commit) -> None:
     for path, note in commit.notes:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name("." + path.name + ".tmp")
-        tmp.write_text(json.dumps(note, indent=2) + "\n")
-        os.replace(tmp, path)
+        replace_text(path, json.dumps(note, indent=2) + "\n")
 
 
 def move_files(commit: Commit) -> None:

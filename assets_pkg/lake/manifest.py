@@ -105,12 +105,6 @@ class Manifest:
                 [r | {"now": at} for r in relandings],
             )
 
-    def recorded(self, ingest_id: str) -> bool:
-        """Whether the manifest holds any file recorded by this ingest pass."""
-        with self.connect() as conn:
-            row = conn.execute("SELECT 1 FROM files WHERE ingest_id = ? LIMIT 1", (ingest_id,))
-            return row.fetchone() is not None
-
     def counts(self) -> dict[str, int]:
         with self.connect() as conn:
             rows = conn.execute("SELECT status, count(*) FROM files GROUP BY status").fetchall()

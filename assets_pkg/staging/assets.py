@@ -25,6 +25,7 @@ from assets_pkg.contracts import (
 )
 from assets_pkg.lake.ingest import index_schema, prefetched
 from assets_pkg.metadata import (
+    carrying_day,
     frame_schema,
     materialization_metadata,
     once_per_range,
@@ -217,7 +218,7 @@ def check_candidate(
 
 
 def staged_profile(lake: LakeResource, source: str, days: list[dt.date] | None) -> dg.MetadataValue:
-    """Per-column profile of what the staging table now holds for the run's days."""
+    """Per-column profile of what the staging table now holds for ``days`` (all: None)."""
     contract = SOURCES[source]
     dataset = f"staging/stg_{source}"
     with duckdb.connect() as conn:
@@ -300,8 +301,8 @@ def _fact_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
                     dup, nulls = frame_key_stats(df, list(contract.key))
                     duplicates += dup
                     null_keys += nulls
-                    if preview.height == 0 and by_day:
-                        preview = by_day[min(by_day)].head(5)
+                    if by_day:
+                        preview = by_day[max(by_day)].head(5)
             results.append(
                 schema_change_result(
                     context,
@@ -315,7 +316,7 @@ def _fact_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
             context.log.info(f"{name}: {total} rows over {len(counts)} day(s)")
             metadata = materialization_metadata(preview, total, _schema(contract), counts)
             metadata["candidate_schema"] = frame_schema(preview.schema)
-            metadata["profile"] = staged_profile(lake, source, days)
+            metadata["profile"] = staged_profile(lake, source, carrying_day(days))
             if held:
                 metadata["held_back_days"] = dg.MetadataValue.json(
                     sorted(d.isoformat() for d in held)

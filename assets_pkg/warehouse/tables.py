@@ -17,6 +17,7 @@ from assets_pkg.checks import OWNERS, key_check_results, key_check_specs
 from assets_pkg.contracts import TABLES, TableContract, column_schema
 from assets_pkg.marts.lineage import MARTS_FRESHNESS, mart_column_lineage
 from assets_pkg.metadata import (
+    carrying_day,
     duckdb_table_schema,
     materialization_metadata,
     once_per_range,
@@ -403,9 +404,13 @@ def build_table_asset(
                     )
                     per_day = {d: counts.get(d, 0) for d in days}
                 total, duplicates, nulls = _stats(conn, spec, where, params)
-                query = f"SELECT * FROM {spec.table} WHERE {where}"
-                preview = conn.sql(f"{query} LIMIT 5", params=params).pl()
-                column_profile = profile(conn, query, params)
+                if days is None:
+                    query, shown = f"SELECT * FROM {spec.table}", []
+                else:
+                    query = f"SELECT * FROM {spec.table} WHERE {spec.date_column} = ?"
+                    shown = carrying_day(days)
+                preview = conn.sql(f"{query} LIMIT 5", params=shown).pl()
+                column_profile = profile(conn, query, shown)
                 column_schema = table_column_schema(conn, spec)
             results.append(
                 schema_change_result(
