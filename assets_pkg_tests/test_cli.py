@@ -58,3 +58,32 @@ def test_definitions_validate(settings, tmp_path):
         timeout=120,
     )
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_step_progress_counts_a_runs_steps_reading_only_new_events(settings):
+    """The progress line follows a run by cursor: each poll reads the events since the last."""
+    import dagster as dg
+
+    from assets_pkg.cli.main import StepProgress
+    from assets_pkg.instance import ensure_instance
+
+    @dg.asset
+    def first() -> int:
+        return 1
+
+    @dg.asset(deps=[first])
+    def second() -> None:
+        pass
+
+    instance = ensure_instance(settings)
+    steps = StepProgress()
+    one = dg.materialize([first], instance=instance)
+    steps.poll(instance, one.run_id)
+    assert (steps.done, steps.current) == (1, "first")
+    cursor = steps.cursor
+    steps.poll(instance, one.run_id)
+    assert (steps.done, steps.current, steps.cursor) == (1, "first", cursor)
+
+    two = dg.materialize([first, second], instance=instance)
+    steps.poll(instance, two.run_id)  # another run: counted from its start
+    assert (steps.done, steps.current) == (2, "second")

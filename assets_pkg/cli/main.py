@@ -144,13 +144,14 @@ def _execute(
         transient=True,
     ) as progress:
         task = progress.add_task("", total=len(job.graph.node_dict))
+        steps = StepProgress()
         worker.start()
         while worker.is_alive():
             worker.join(0.5)
             if not in_process:
                 run_id = _run_id_by_tag(instance, INVOCATION_TAG, tags[INVOCATION_TAG]) or run_id
-            done, current = _step_progress(instance, run_id)
-            progress.update(task, completed=done, description=current)
+            steps.poll(instance, run_id)
+            progress.update(task, completed=steps.done, description=steps.current)
     result = outcome["result"]
     if isinstance(result, BaseException):
         raise result
@@ -171,16 +172,37 @@ def _run_id_by_tag(instance: dg.DagsterInstance, key: str, value: str) -> str | 
     return records[0].dagster_run.run_id if records else None
 
 
-def _step_progress(instance: dg.DagsterInstance, run_id: str) -> tuple[int, str]:
-    try:
-        records = instance.get_records_for_run(
-            run_id, of_type={dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_START}
-        ).records
-    except Exception:
-        return 0, ""
-    done = sum(1 for r in records if r.event_log_entry.dagster_event_type.value == "STEP_SUCCESS")
-    started = [r.event_log_entry.step_key for r in records]
-    return done, (started[-1] or "") if started else ""
+class StepProgress:
+    """Steps of a run done and the one last started, read from its new events only.
+
+    A year's backfill logs tens of thousands of events: reading the run's step events
+    anew at every poll scanned them all, twice a second, beside the run in this process.
+    """
+
+    def __init__(self) -> None:
+        self.run_id: str | None = None
+        self.cursor: str | None = None
+        self.done = 0
+        self.current = ""
+
+    def poll(self, instance: dg.DagsterInstance, run_id: str) -> None:
+        if run_id != self.run_id:
+            self.__init__()
+            self.run_id = run_id
+        try:
+            found = instance.get_records_for_run(
+                run_id,
+                cursor=self.cursor,
+                of_type={dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_START},
+            )
+        except Exception:
+            return
+        for record in found.records:
+            entry = record.event_log_entry
+            if entry.dagster_event_type == dg.DagsterEventType.STEP_SUCCESS:
+                self.done += 1
+            self.current = entry.step_key or self.current
+        self.cursor = found.cursor
 
 
 def _guard(fn: Callable[..., None]) -> Callable[..., None]:
