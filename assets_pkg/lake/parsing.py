@@ -364,20 +364,48 @@ MIN_SHAPE_SHARE = 16  # a shape is read if at least 1/16 of the sampled lines ha
 MAX_SHAPES = 8
 
 
-def _shape_pattern(shape: tuple[str, ...], columns: list[str]) -> str:
-    """A regex matching exactly the lines of ``shape``: ``{"a": 1, "b": "x"}`` for ``(a, b)``.
+def _shape_pattern(shape: tuple[str, ...], columns: list[str], least: int | None = None) -> str:
+    """A regex matching exactly the lines of ``shape``: ``{"a": 1, "b": "x"}`` for ``(a, b)``,
+    or of any of its prefixes of at least ``least`` members.
 
     Group ``obj`` captures the opening brace, so it is set iff the line matched; group ``c<i>``
-    captures the value token of contract column ``i`` where the shape names it.
+    captures the value token of contract column ``i`` where the shape names it. The members
+    past ``least`` nest, each optional inside the one before (``a(,b(,c)?)?``), so at every
+    byte one path goes on: the regex stays one-pass, which its captures need to be cheap
+    (a member optional on its own would cost 3x).
     """
     if not _is_shape(shape):
         raise ValueError(f"not a shape: {shape!r}")  # the JSON would be invalid or malformed
-    members = []
-    for name in shape:
+    least = len(shape) if least is None else least
+    parts = []
+    for k, name in enumerate(shape):
         value = f"(?P<c{columns.index(name)}>{_JSON_SCALAR})" if name in columns else _JSON_SCALAR
-        members.append(f'"{pl.escape_regex(name)}"{_JSON_WS}:{_JSON_WS}{value}')
-    body = f"{_JSON_WS},{_JSON_WS}".join(members)
-    return rf"^{_JSON_WS}(?P<obj>\{{){_JSON_WS}{body}{_JSON_WS}\}}{_JSON_WS}$"
+        comma = f",{_JSON_WS}" if k else ""
+        member = f'{comma}"{pl.escape_regex(name)}"{_JSON_WS}:{_JSON_WS}{value}{_JSON_WS}'
+        parts.append(f"(?:{member}" if k >= least else member)
+    body = "".join(parts) + ")?" * (len(shape) - least)
+    return rf"^{_JSON_WS}(?P<obj>\{{){_JSON_WS}{body}\}}{_JSON_WS}$"
+
+
+def _merged_shapes(shapes: list[tuple[str, ...]]) -> list[tuple[tuple[str, ...], int]]:
+    """``shapes`` as (shape, least) patterns (``_shape_pattern``): a shape that is a prefix of
+    another, or the other of it, shares its pattern, commonest first.
+
+    Producers often leave out trailing members that have no value (events without a
+    product): one pattern reads both kinds of line in one pass, where each shape's own
+    pattern ran the longer lines through the commoner shape's pattern to its failing end
+    first.
+    """
+    merged: list[tuple[tuple[str, ...], int]] = []
+    for shape in shapes:
+        for i, (members, least) in enumerate(merged):
+            longer, shorter = (members, shape) if len(members) >= len(shape) else (shape, members)
+            if longer[: len(shorter)] == shorter:
+                merged[i] = (longer, min(least, len(shape)))
+                break
+        else:
+            merged.append((shape, len(shape)))
+    return merged
 
 
 def _token_text(token: pl.Expr) -> pl.Expr:
@@ -424,22 +452,22 @@ def _read_shapes(
 ) -> pl.DataFrame:
     """The lines (``_line_frame``), the fields of those of a shape read (``_fast``), others null.
 
-    A line matches at most one shape's pattern (its member names, in order, are the shape),
-    so each shape's pattern runs only on the lines no commoner shape matched: a pattern that
-    fails usually fails at the line's end, and running every pattern on every line cost one
-    full match per shape per line. Columns of ``lines`` other than ``_raw`` and
+    Each pattern (``_merged_shapes``) runs only on the lines no commoner one matched (any
+    pattern that matches a line reads it alike): a pattern that fails usually fails at the
+    line's end, and running every pattern on every line cost one full match per pattern per
+    line. Columns of ``lines`` other than ``_raw`` and
     ``_row_number`` (the file a line is from) are kept.
     """
     raw = lines["_raw"]
     tokens = {n: pl.repeat(None, raw.len(), dtype=pl.String, eager=True) for n in columns}
     fast = pl.repeat(False, raw.len(), dtype=pl.Boolean, eager=True)
     todo = pl.int_range(raw.len(), dtype=pl.UInt32, eager=True)
-    for shape in shapes:
+    for shape, least in _merged_shapes(shapes):
         if todo.is_empty():
             break
         first = todo.len() == raw.len()
         found = (raw if first else raw.gather(todo)).str.extract_groups(
-            _shape_pattern(shape, columns)
+            _shape_pattern(shape, columns, least)
         )
         hit = found.struct.field("obj").is_not_null()
         if first:

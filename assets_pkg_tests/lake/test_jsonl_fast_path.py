@@ -376,3 +376,51 @@ def test_small_producer_files_read_together_take_the_fast_path():
     )
     assert list(failed) == ["f040"]  # no JSON object in it
     assert rows.height == 40 * 5 + 2 + 1
+
+
+def test_shapes_that_are_prefixes_of_one_another_share_one_pattern():
+    shapes = [("a", "b", "c"), ("a", "b"), ("x", "y"), ("a", "b", "c", "d"), ("x",), ("b", "a")]
+    assert parsing._merged_shapes(shapes) == [
+        (("a", "b", "c", "d"), 2),
+        (("x", "y"), 1),
+        (("b", "a"), 2),
+    ]
+    pattern = parsing._shape_pattern(("a", "b", "c"), ["a", "c"], 1)
+    lines = pl.Series(
+        [
+            '{"a": 1}',
+            '{"a": 1, "b": "x"}',
+            '{ "a":1 ,"b":"x", "c" : null }',
+            '{"a": 1, "c": 2}',  # b left out in the middle: not a prefix
+            '{"b": "x"}',
+            "{}",
+            '{"a": 1, "b": "x", "c": 3, "d": 4}',
+        ]
+    )
+    found = lines.str.extract_groups(pattern)
+    assert found.struct.field("obj").is_not_null().to_list() == [1, 1, 1, 0, 0, 0, 0]
+    assert found.struct.field("c0").to_list()[:3] == ["1", "1", "1"]
+    assert found.struct.field("c1").to_list()[:3] == [None, None, "null"]
+
+
+def test_events_with_and_without_a_product_are_read_in_one_pass_as_the_exact_reader_does():
+    def line(i: int, tail: str) -> str:
+        return (
+            f'{{"event_id": "E{i}", "session_id": "S1", "user_id": "C1", "event_type": "view",'
+            f' "event_ts": "2024-01-01T00:00:00Z", "page_url": "https://x/"{tail}}}'
+        )
+
+    lines = [line(i, f', "product_id": "P{i}"' if i % 3 else "") for i in range(600)]
+    lines += [line(900, ', "product_id": "P1", "extra": 1'), '{"event_id": "E1", "user_id": "C"}']
+    text = "\n".join(lines) + "\n"
+    shapes = _common_shapes(text.split("\n"))
+    assert len(shapes) == 2 and len(parsing._merged_shapes(shapes)) == 1
+    read = parsing._read_shapes(
+        parsing._line_frame(pl.Series("_raw", text.split("\n"))),
+        shapes,
+        SOURCES["events"].column_names,
+    )
+    assert read["_fast"].to_list() == [True] * 600 + [False, False]  # the blank end is no line
+    assert_same_as_exact("events", text, read=read_jsonl_rows)
+    got = read_jsonl_rows(SOURCES["events"], text)
+    assert got["product_id"].to_list()[:4] == [None, "P1", "P2", None]
