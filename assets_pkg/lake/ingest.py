@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import polars as pl
 
@@ -35,10 +34,10 @@ from assets_pkg.lake.parsing import (
     parse_file,
     parse_files,
 )
+from assets_pkg.prefetch import prefetched
 from assets_pkg.resources.lake import LakeResource, partition_dir
 from assets_pkg.resources.warehouse import WarehouseResource, ensure_schemas
 
-T = TypeVar("T")
 #: a landed file read for parsing: its path, its bytes and their sha256
 _Landed = tuple[Path, bytes, str]
 
@@ -254,16 +253,6 @@ def _parse_group(
             except Exception as exc:
                 failed[path.name] = exc
         return parsed, failed
-
-
-def prefetched(items: Iterator[T]) -> Iterator[T]:
-    """``items``, the next one computed in a thread while the caller works on this one."""
-    done = object()
-    with ThreadPoolExecutor(1, thread_name_prefix="prefetch") as pool:
-        ahead = pool.submit(next, items, done)
-        while (item := ahead.result()) is not done:
-            ahead = pool.submit(next, items, done)
-            yield item  # type: ignore[misc]
 
 
 # --------------------------------------------------------------------------- the pass

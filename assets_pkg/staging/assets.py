@@ -23,7 +23,7 @@ from assets_pkg.contracts import (
     TableContract,
     staging_contract,
 )
-from assets_pkg.lake.ingest import index_schema, prefetched
+from assets_pkg.lake.ingest import index_schema
 from assets_pkg.metadata import (
     carrying_day,
     frame_schema,
@@ -32,6 +32,7 @@ from assets_pkg.metadata import (
     record_daily_counts,
 )
 from assets_pkg.partitions import chunks, run_days
+from assets_pkg.prefetch import prefetched
 from assets_pkg.quality.checks import (
     DayResult,
     completeness,
@@ -275,6 +276,10 @@ def _fact_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
             with duckdb.connect() as conn:
                 # the next chunk is read from the lake while this one is checked and written
                 for chunk, files, df in prefetched(live_chunks()):
+                    dup, nulls = frame_key_stats(df, list(contract.key))
+                    if dup:  # a version stored twice (``live_versions``): stage one copy
+                        df = transforms.one_copy(df)
+                        dup, nulls = frame_key_stats(df, list(contract.key))
                     by_day = transforms.day_frames(contract, df)
                     # before any write: a short day must not replace good staging with nothing
                     check_complete(
@@ -298,7 +303,6 @@ def _fact_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
                         for day, part in parts.items()
                     )
                     counts |= {day: part.height for day, part in parts.items()}
-                    dup, nulls = frame_key_stats(df, list(contract.key))
                     duplicates += dup
                     null_keys += nulls
                     if by_day:

@@ -850,3 +850,15 @@ def test_regression_a_surplus_empty_field_is_malformed_on_the_fast_path_too():
     parsed = parse("orders", ORDERS_HEADER + GOOD_ORDER + ",")  # last line, no line end
     assert rejects_of(parsed) == [(1, "malformed_record")]
     assert parsed.valid.height == 0
+
+
+@pytest.mark.parametrize("end", ["\n", "\r\n"])
+def test_a_surplus_empty_field_before_a_line_end_is_malformed_too(end: str):
+    # only the last line is looked at for it: elsewhere the columnar reader refuses the file
+    # and the strict reader reads it, which these rows pin down
+    text = (
+        ORDERS_HEADER.replace("\n", end) + GOOD_ORDER + "," + end + GOOD_ORDER.replace("O9,", "O8,")
+    )
+    parsed = parse("orders", text + end)
+    assert rejects_of(parsed) == [(1, "malformed_record")]
+    assert parsed.valid["_row_number"].to_list() == [2]

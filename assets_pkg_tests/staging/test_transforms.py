@@ -1,4 +1,5 @@
-"""Staging transforms over small frames: ``live_versions``, ``day_frames``, ``latest_snapshots``.
+"""Staging transforms over small frames: ``live_versions`` and ``one_copy``, ``day_frames``,
+``latest_snapshots``.
 
 ``live_versions`` leaves order to the writer, so its results are compared as sets of rows.
 """
@@ -18,6 +19,7 @@ from assets_pkg.staging.transforms import (
     day_frames,
     latest_snapshots,
     live_versions,
+    one_copy,
     staging_schema,
 )
 
@@ -86,8 +88,13 @@ def lake_of_days(days: list[dt.date]) -> pl.LazyFrame:
     return lake(ORDERS, [r for r in LAKE_ORDERS if r["order_ts"].date() in days])
 
 
+def live(contract, lake_rows: pl.LazyFrame, idx: pl.LazyFrame, days: list) -> pl.DataFrame:
+    """What a staging step stages of a chunk: the live versions, one copy of each."""
+    return one_copy(live_versions(contract, lake_rows, idx, days).collect())
+
+
 def test_live_versions_keeps_exactly_the_live_version_of_the_days_asked():
-    got = live_versions(ORDERS, lake_of_days([D1]), index(ORDERS, ORDERS_INDEX), [D1]).collect()
+    got = live(ORDERS, lake_of_days([D1]), index(ORDERS, ORDERS_INDEX), [D1])
     expected = staged(
         ORDERS,
         [
@@ -100,7 +107,7 @@ def test_live_versions_keeps_exactly_the_live_version_of_the_days_asked():
 
 def test_live_versions_over_several_days():
     days = [D1, D2, D3]
-    got = live_versions(ORDERS, lake_of_days(days), index(ORDERS, ORDERS_INDEX), days).collect()
+    got = live(ORDERS, lake_of_days(days), index(ORDERS, ORDERS_INDEX), days)
     expected = staged(
         ORDERS,
         [
@@ -115,9 +122,7 @@ def test_live_versions_over_several_days():
 
 def test_live_versions_ignores_live_rows_of_days_not_asked():
     # the lake scan returned more partitions than asked: only D2 is published
-    got = live_versions(
-        ORDERS, lake_of_days([D1, D2, D3]), index(ORDERS, ORDERS_INDEX), [D2]
-    ).collect()
+    got = live(ORDERS, lake_of_days([D1, D2, D3]), index(ORDERS, ORDERS_INDEX), [D2])
     assert got.select("order_id", "order_date", "_file_name").rows() == [
         ("O1", D2, "orders_002.csv")
     ]
@@ -125,12 +130,12 @@ def test_live_versions_ignores_live_rows_of_days_not_asked():
 
 def test_live_versions_of_a_day_everything_moved_away_from_is_empty():
     lake_rows = lake(ORDERS, [order_row("O1", D1, "orders_001.csv", 1)])
-    got = live_versions(ORDERS, lake_rows, index(ORDERS, ORDERS_INDEX), [D1]).collect()
+    got = live(ORDERS, lake_rows, index(ORDERS, ORDERS_INDEX), [D1])
     assert_frame_equal(got, staged(ORDERS, []), check_row_order=False)
 
 
 def test_live_versions_with_no_days():
-    got = live_versions(ORDERS, lake_of_days([D1]), index(ORDERS, ORDERS_INDEX), []).collect()
+    got = live(ORDERS, lake_of_days([D1]), index(ORDERS, ORDERS_INDEX), [])
     assert_frame_equal(got, staged(ORDERS, []), check_row_order=False)
 
 
@@ -166,7 +171,7 @@ def test_live_versions_items_take_their_date_from_the_index_and_copies_collapse(
             ("O2", 1, D1, "items_001.csv", 3),
         ],
     )
-    got = live_versions(ITEMS, lake_rows, idx, [D1, D3]).collect()
+    got = live(ITEMS, lake_rows, idx, [D1, D3])
     expected = staged(
         ITEMS,
         [
@@ -197,9 +202,31 @@ def test_live_versions_events_keep_the_first_delivery_in_the_index():
         ],
     )
     idx = index(EVENTS, [("E1", D1, "events_001.jsonl", 1)])
-    got = live_versions(EVENTS, lake_rows, idx, [D1]).collect()
+    got = live(EVENTS, lake_rows, idx, [D1])
     expected = staged(EVENTS, [event("E1", "events_001.jsonl", 1, "page_view")])
     assert_frame_equal(got, expected.with_columns(event_date=pl.lit(D1)), check_row_order=False)
+
+
+def test_live_versions_give_every_copy_of_a_version_and_one_copy_keeps_one():
+    # O2's version was written twice into D1 (a re-run): both copies are live rows
+    copies = live_versions(ORDERS, lake_of_days([D1]), index(ORDERS, ORDERS_INDEX), [D1]).collect()
+    assert sorted(copies["order_id"].to_list()) == ["O2", "O2", "O3"]
+    kept = one_copy(copies)
+    assert sorted(kept["order_id"].to_list()) == ["O2", "O3"]
+    assert_frame_equal(kept, copies.unique(maintain_order=True))
+
+
+def test_one_copy_keeps_different_versions_of_one_key():
+    # a repeated key with two versions is not a copy: the unique-key check must see both
+    rows = staged(
+        ORDERS,
+        [
+            order_row("O1", D1, "orders_001.csv", 1) | {"order_date": D1},
+            order_row("O1", D1, "orders_002.csv", 1) | {"order_date": D1},
+            order_row("O1", D1, "orders_001.csv", 1) | {"order_date": D1},
+        ],
+    )
+    assert one_copy(rows)["_file_name"].to_list() == ["orders_001.csv", "orders_002.csv"]
 
 
 @pytest.mark.parametrize("source", ["orders", "order_items", "payments", "events"])
@@ -211,7 +238,7 @@ def test_live_versions_schema_is_the_staging_schema(source):
 
 def test_day_frames_split_by_date_and_sort_each_day_by_key():
     days = [D1, D2, D3]
-    rows = live_versions(ORDERS, lake_of_days(days), index(ORDERS, ORDERS_INDEX), days).collect()
+    rows = live(ORDERS, lake_of_days(days), index(ORDERS, ORDERS_INDEX), days)
     shuffled = rows.sample(fraction=1.0, shuffle=True, seed=3)
     got = day_frames(ORDERS, shuffled)
     assert sorted(got) == days
