@@ -30,6 +30,7 @@ from assets_pkg.resources.lake import LakeResource
 from assets_pkg.resources.warehouse import (
     WarehouseLockTimeout,
     WarehouseResource,
+    arrow_view,
     run_in_transaction,
 )
 
@@ -499,7 +500,9 @@ def do_purge_quarantine(
                 for stem in sorted(old_sets):
                     # published: every row of the set is in the table, as of then or later
                     staged = lake.read(*STAGED_REJECTS, f"{stem}.rejects.parquet")
-                    conn.register("_staged", staged.select("source", "file_name", "row_number"))
+                    conn.register(
+                        "_staged", arrow_view(staged.select("source", "file_name", "row_number"))
+                    )
                     missing = conn.execute(
                         "SELECT count(*) FROM _staged s WHERE NOT EXISTS (SELECT 1 FROM "
                         "quarantine.rejects r WHERE r.source = s.source AND "

@@ -36,7 +36,7 @@ from assets_pkg.lake.parsing import (
 )
 from assets_pkg.prefetch import prefetched
 from assets_pkg.resources.lake import LakeResource, partition_dir
-from assets_pkg.resources.warehouse import WarehouseResource, ensure_schemas
+from assets_pkg.resources.warehouse import WarehouseResource, arrow_view, ensure_schemas
 
 #: a landed file read for parsing: its path, its bytes and their sha256
 _Landed = tuple[Path, bytes, str]
@@ -991,7 +991,7 @@ def publish_rejects(lake: LakeResource, warehouse: WarehouseResource) -> int:
             for stem in stems:
                 files = lake.read(*STAGED_REJECTS, f"{stem}.files.parquet")
                 if files.height:
-                    conn.register("_files", files.to_arrow())
+                    conn.register("_files", arrow_view(files))
                     conn.execute(
                         "DELETE FROM quarantine.rejects r USING _files f "
                         "WHERE r.source = f.source AND r.file_name = f.file_name"
@@ -999,12 +999,12 @@ def publish_rejects(lake: LakeResource, warehouse: WarehouseResource) -> int:
                     conn.unregister("_files")
                 rejects = (*STAGED_REJECTS, f"{stem}.rejects.parquet")
                 if lake.exists(*rejects):
-                    conn.register("_rejects", lake.read(*rejects).to_arrow())
+                    conn.register("_rejects", arrow_view(lake.read(*rejects)))
                     conn.execute("INSERT INTO quarantine.rejects BY NAME SELECT * FROM _rejects")
                     conn.unregister("_rejects")
                 resolved = (*STAGED_REJECTS, f"{stem}.resolved.parquet")
                 if lake.exists(*resolved):
-                    conn.register("_resolved", lake.read(*resolved).to_arrow())
+                    conn.register("_resolved", arrow_view(lake.read(*resolved)))
                     conn.execute(
                         "UPDATE quarantine.rejects r SET resolved_at = v.resolved_at "
                         "FROM _resolved v "

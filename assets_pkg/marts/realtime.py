@@ -27,6 +27,7 @@ from assets_pkg.resources import PlatformResource
 from assets_pkg.resources.lake import LakeResource
 from assets_pkg.resources.warehouse import (
     WarehouseResource,
+    arrow_view,
     check_identifier,
     ensure_schemas,
     replace_slice,
@@ -92,7 +93,7 @@ def compute_day(lake: LakeResource, day: dt.date) -> dict[str, pl.DataFrame]:
             for relation, source in spec.staged.items():
                 check_identifier(relation)
                 frame = lake_frame(lake, source, day).collect(engine="streaming")
-                conn.register(relation, frame.to_arrow())
+                conn.register(relation, arrow_view(frame))
             replace_slice(
                 conn,
                 spec.table,
@@ -121,7 +122,7 @@ def publish_days(
                 for day, tables in rows.items():
                     conn.execute(f"DELETE FROM {table} WHERE {mart.date_column} = ?", [day])
                     frame = tables[table].with_columns(as_of=pl.lit(as_of))
-                    conn.register("_rt", frame.to_arrow())
+                    conn.register("_rt", arrow_view(frame))
                     conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rt")
                     conn.unregister("_rt")
             conn.execute("COMMIT")

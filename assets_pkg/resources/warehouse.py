@@ -8,11 +8,16 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import duckdb
+import polars as pl
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 SCHEMAS = ("warehouse", "marts", "quarantine")
@@ -29,6 +34,16 @@ class WarehouseLockTimeout(dg.Failure):
 
     def __str__(self) -> str:
         return self.description or "the warehouse stayed locked"
+
+
+def arrow_view(frame: pl.DataFrame) -> pa.Table:
+    """``frame`` as Arrow for ``conn.register``, its strings shared, not copied.
+
+    Registered as a Polars frame, DuckDB converts it with Polars' oldest Arrow types,
+    which copies every string column (string views to large strings): 60 to 110 ms for a
+    month of 10M-item events, against 2 ms for the views DuckDB reads as they are.
+    """
+    return frame.to_arrow(compat_level=pl.CompatLevel.newest())
 
 
 def check_identifier(name: str) -> str:

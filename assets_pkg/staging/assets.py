@@ -48,7 +48,7 @@ from assets_pkg.quality.results import (
     schema_change_result,
 )
 from assets_pkg.resources.lake import LakeResource, partition_dir
-from assets_pkg.resources.warehouse import WarehouseResource, table_exists
+from assets_pkg.resources.warehouse import WarehouseResource, arrow_view, table_exists
 from assets_pkg.retries import STORAGE_RETRY, storage_errors
 from assets_pkg.staging import transforms
 
@@ -209,7 +209,7 @@ def check_candidate(
     quality: QualityResource,
 ) -> list[DayResult]:
     """Completeness and validity of rows about to be staged, per day."""
-    conn.register("_candidate", frame)
+    conn.register("_candidate", arrow_view(frame))
     try:
         return completeness(conn, "_candidate", contract, days, quality) + validity(
             conn, "_candidate", contract, days, quality
@@ -376,7 +376,7 @@ def _dimension_asset(source: str) -> dg.AssetsDefinition:
             metadata = materialization_metadata(df, df.height, _schema(contract))
             metadata["candidate_schema"] = frame_schema(df.schema)
             with duckdb.connect() as conn:
-                conn.register("_staged", df)
+                conn.register("_staged", arrow_view(df))
                 metadata["profile"] = profile(conn, "SELECT * FROM _staged", [])
             if held:
                 metadata["held_back_days"] = dg.MetadataValue.json(["all"])

@@ -48,6 +48,7 @@ from assets_pkg.quality.results import (
 from assets_pkg.resources.lake import LakeResource
 from assets_pkg.resources.warehouse import (
     WarehouseResource,
+    arrow_view,
     check_identifier,
     delete_range_if_exists,
     ensure_schemas,
@@ -145,7 +146,7 @@ def register_staged(
                 _parquet_view(conn, relation, [str(f) for f in files], schema)
                 continue
         frame = lake.scan(dataset, chosen, schema)
-        conn.register(relation, frame.collect(engine="streaming").to_arrow())
+        conn.register(relation, arrow_view(frame.collect(engine="streaming")))
 
 
 def _parquet_view(

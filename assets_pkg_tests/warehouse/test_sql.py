@@ -9,6 +9,8 @@ from decimal import Decimal
 import duckdb
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from assets_pkg.contracts import SOURCES
@@ -296,6 +298,73 @@ def test_point_in_time_cost_and_category(conn):
             ("O_LATER", 1, "Lighting", D("12.00"), D("7.50")),
         ]
     )
+
+
+# The lookup as an ASOF join states it: the latest version from before the order, or the
+# first version for an order older than all of them (the reference the range join must match)
+ASOF_REFERENCE = """
+WITH lines AS (
+    SELECT i.order_id, i.line_number, i.product_id, i.quantity, o.order_ts
+    FROM _stg_items i LEFT JOIN _stg_orders o USING (order_id)
+), firsts AS (
+    SELECT product_id, category, unit_cost
+    FROM warehouse.dim_product
+    QUALIFY valid_from = min(valid_from) OVER (PARTITION BY product_id)
+)
+SELECT l.order_id, l.line_number,
+       CASE WHEN p.product_key IS NULL THEN f.category ELSE p.category END AS product_category,
+       CAST(l.quantity * CASE WHEN p.product_key IS NULL THEN f.unit_cost ELSE p.unit_cost END
+            AS DECIMAL(18,2)) AS line_cost
+FROM lines l
+ASOF LEFT JOIN warehouse.dim_product p
+    ON l.product_id = p.product_id AND l.order_ts >= p.valid_from
+LEFT JOIN firsts f ON f.product_id = l.product_id
+"""
+
+INSTANTS = [T(2024, 3, d, h) for d in (1, 2, 3) for h in (0, 12)]
+
+
+@st.composite
+def histories(draw) -> tuple[list[dict], dict, list[tuple]]:
+    """Product snapshots (some changing nothing), orders at and around their instants, and
+    lines of known, unknown and order-less items."""
+    snapshots = []
+    for pid in ("P1", "P2", "P3"):
+        for at in draw(st.lists(st.sampled_from(INSTANTS), min_size=1, max_size=4, unique=True)):
+            category = draw(st.sampled_from(["Home", "Toys"]))
+            snapshots.append(
+                product(pid, at, category, draw(st.sampled_from([None, "1.00", "2.50"])))
+            )
+    nudge = st.sampled_from([dt.timedelta(0), dt.timedelta(microseconds=-1), dt.timedelta(hours=5)])
+    times = draw(st.lists(st.tuples(st.sampled_from(INSTANTS), nudge), min_size=1, max_size=6))
+    orders = {f"O{i}": at + delta for i, (at, delta) in enumerate(times)}
+    lines = [
+        (o, n, draw(st.sampled_from(["P1", "P2", "P3", "P404"])), 2, "1.00")
+        for o in orders
+        for n in range(1, draw(st.integers(1, 3)) + 1)
+    ]
+    return snapshots, orders, lines
+
+
+@settings(max_examples=60, deadline=None)
+@given(histories())
+def test_the_range_join_picks_the_version_an_asof_join_picks(history):
+    snapshots, orders, lines = history
+    with duckdb.connect(":memory:") as con:
+        con.execute("SET TimeZone='UTC'")
+        con.execute("CREATE SCHEMA warehouse")
+        with_products(con, snapshots)
+        items_and_orders(con, lines, orders)
+        # an item whose order is not staged has no order_ts: no version, the first one
+        con.register(
+            "_stg_orders",
+            con.sql("SELECT * FROM _stg_orders WHERE order_id <> 'O0'").pl(),
+        )
+        got = rows_of(
+            con, FCT_ORDER_ITEMS_SELECT, "order_id, line_number, product_category, line_cost"
+        )
+        want = rows_of(con, ASOF_REFERENCE, "*")
+    assert sorted(got, key=str) == sorted(want, key=str)
 
 
 def test_line_revenue_is_exact(conn):
