@@ -66,9 +66,15 @@ def frame_key_stats(
     """(duplicate rows, rows with a NULL key column) of a frame."""
     if df.height == 0:
         return 0, 0
-    # one key column: a hash set of its values, a quarter cheaper than unique rows
-    distinct = df[key[0]].n_unique() if len(key) == 1 else df.select(key).n_unique()
-    duplicates = df.height - distinct
+    duplicates = 0
+    # Distinct hashes are distinct keys: counting distinct 64-bit hashes is 2x to 4x cheaper
+    # than distinct strings, and only a frame whose hashes repeat (a key that repeats, or a
+    # collision) pays for the exact count as well.
+    hashes = df[key[0]].hash() if len(key) == 1 else df.select(pl.struct(key).hash()).to_series()
+    if hashes.n_unique() < df.height:
+        # one key column: a hash set of its values, a quarter cheaper than unique rows
+        distinct = df[key[0]].n_unique() if len(key) == 1 else df.select(key).n_unique()
+        duplicates = df.height - distinct
     cols = key if not_null is None else not_null
     null_keys = df.filter(pl.any_horizontal([pl.col(k).is_null() for k in cols])).height
     return duplicates, null_keys

@@ -19,3 +19,12 @@ def test_counts_match_a_row_by_row_count(rows: list[tuple[str | None, str | None
         duplicates, null_keys = frame_key_stats(df, key)
         assert duplicates == len(seen) - len(set(seen))
         assert null_keys == sum(any(v is None for v in r) for r in seen)
+
+
+def test_colliding_hashes_are_not_duplicates(monkeypatch) -> None:
+    # every key hashes alike: the exact count decides, and distinct keys are no duplicates
+    df = pl.DataFrame({"k1": ["a", "b", "c", "c"], "k2": ["x", "x", "x", "y"]})
+    monkeypatch.setattr(pl.Series, "hash", lambda self, *a, **k: pl.Series([0] * self.len()))
+    monkeypatch.setattr(pl.Expr, "hash", lambda self, *a, **k: self.is_null().cast(pl.UInt64) * 0)
+    assert frame_key_stats(df, ["k1"]) == (1, 0)
+    assert frame_key_stats(df, ["k1", "k2"]) == (0, 0)
