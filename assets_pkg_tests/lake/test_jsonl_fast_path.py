@@ -403,6 +403,31 @@ def test_shapes_that_are_prefixes_of_one_another_share_one_pattern():
     assert found.struct.field("c1").to_list()[:3] == [None, None, "null"]
 
 
+def test_a_rare_shape_is_read_fast_once_the_common_ones_leave_its_lines():
+    # 1 line in 40 is a purchase with an order_id: too rare for the first sample to choose
+    # its shape, common among the lines the first shapes leave
+    def line(i: int) -> str:
+        tail = f', "order_id": "O{i}"' if i % 40 == 0 else ""
+        return (
+            f'{{"event_id": "E{i}", "session_id": "S1", "user_id": "C1", "event_type": "view",'
+            f' "event_ts": "2024-01-01T00:00:00Z", "page_url": "https://x/"{tail}}}'
+        )
+
+    lines = [line(i) for i in range(4000)] + ['{"event_id": "E1", "user_id": [1]}']
+    text = "\n".join(lines) + "\n"
+    shapes = _common_shapes(text.split("\n"))
+    assert len(shapes) == 1  # the purchases' shape is not among them
+    read = parsing._read_shapes(
+        parsing._line_frame(pl.Series("_raw", text.split("\n"))),
+        shapes,
+        SOURCES["events"].column_names,
+    )
+    assert read["_fast"].to_list() == [True] * 4000 + [False]
+    assert_same_as_exact("events", text, read=read_jsonl_rows)
+    got = read_jsonl_rows(SOURCES["events"], text)
+    assert got["order_id"].to_list()[:41:40] == ["O0", "O40"]
+
+
 def test_events_with_and_without_a_product_are_read_in_one_pass_as_the_exact_reader_does():
     def line(i: int, tail: str) -> str:
         return (
