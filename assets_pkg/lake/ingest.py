@@ -35,7 +35,7 @@ from assets_pkg.lake.parsing import (
     parse_files,
 )
 from assets_pkg.prefetch import prefetched
-from assets_pkg.resources.lake import LakeResource, partition_dir
+from assets_pkg.resources.lake import LakeResource, partition_dir, write_parquet_file
 from assets_pkg.resources.warehouse import WarehouseResource, arrow_view, ensure_schemas
 
 #: a landed file read for parsing: its path, its bytes and their sha256
@@ -860,14 +860,15 @@ class IngestPass:
     def _park(self, folder: Path) -> None:
         """Move the bookkeeping of the sources done so far out of memory, to local disk.
 
-        It is written to the lake only at the end of the pass; until then a large index
-        (tens of millions of keys) would sit in memory beside the next source's chunks.
+        It goes to the lake only at the end of the pass; until then a large index (tens of
+        millions of keys) would sit in memory beside the next source's chunks. Written as
+        the lake writes its files, so the commit puts it there as it is (``write_file``).
         """
         folder.mkdir(parents=True, exist_ok=True)
         for parts, kept in self.bookkeeping.items():
             if isinstance(kept, pl.DataFrame):
                 path = folder / "-".join(parts)
-                kept.write_parquet(path, compression="lz4")
+                write_parquet_file(kept, path)
                 self.bookkeeping[parts] = path
 
     def _commit(self, ingest_id: str) -> Commit:

@@ -26,8 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
 from assets_pkg.lake.manifest import Manifest
 from assets_pkg.resources.lake import LakeResource
 
@@ -137,7 +135,7 @@ class Journal:
 
 def write_bookkeeping(lake: LakeResource, bookkeeping: dict[tuple[str, ...], Path]) -> None:
     for parts in sorted(bookkeeping, key=lambda p: p == ORDERS_INDEX):
-        lake.write(pl.read_parquet(bookkeeping[parts]), *parts)
+        lake.write_file(bookkeeping[parts], *parts)
 
 
 def write_notes(commit: Commit) -> None:

@@ -158,14 +158,14 @@ def _die_writing_items(m: pytest.MonkeyPatch) -> None:
 
 def _die_before_the_orders_index(m: pytest.MonkeyPatch) -> None:
     """Committing: the items' index and pending items written, the orders index not."""
-    write = LakeResource.write
+    write_file = LakeResource.write_file
 
-    def write_then_die(self: LakeResource, df: pl.DataFrame, *parts: str):
+    def write_then_die(self: LakeResource, local: Path, *parts: str):
         if parts == ("lake", "_index", "orders.parquet"):  # the last bookkeeping file
             raise Killed
-        return write(self, df, *parts)
+        return write_file(self, local, *parts)
 
-    m.setattr(LakeResource, "write", write_then_die)
+    m.setattr(LakeResource, "write_file", write_then_die)
 
 
 def _die_moving_files(m: pytest.MonkeyPatch) -> None:

@@ -2,6 +2,7 @@
 
 - a file written reads back, scans lazily by day, and keeps the Hive layout in the bucket;
 - rewriting a partition's file leaves exactly one data object for it, the current one;
+- a finished local file (``write_file``) goes up as it is, through the manifest;
 - readers go through the manifest: an object nobody switched to is never read;
 - concurrent writers of one directory lose none of each other's files (conditional PUT);
 - an error a retry cannot cure fails at once, naming the bucket or key, never a credential;
@@ -23,7 +24,12 @@ from botocore.exceptions import ClientError
 
 from assets_pkg.config import ConfigError, load_settings
 from assets_pkg.resources import build_resources
-from assets_pkg.resources.lake import LakeResource, LakeStorageError, LakeUnavailableError
+from assets_pkg.resources.lake import (
+    LakeResource,
+    LakeStorageError,
+    LakeUnavailableError,
+    write_parquet_file,
+)
 from assets_pkg.retries import is_transient, storage_errors
 from assets_pkg_tests.s3.conftest import Fault, FaultProxy, bucket_keys, raw_client
 
@@ -92,6 +98,27 @@ def test_rewriting_a_partition_leaves_exactly_one_current_object(s3_lake, moto_p
     assert keys == sorted([data, prefix + "_manifest.json"])
     body = raw_client(moto_port).get_object(Bucket=_bucket(s3_lake), Key=prefix + "_manifest.json")
     assert json.loads(body["Body"].read())["files"] == {"data.parquet": data}
+
+
+def test_write_file_uploads_a_finished_file_through_the_manifest(s3_lake, moto_port, tmp_path):
+    lake = LakeResource(root=s3_lake)
+    parts = ("lake", "_index", "orders.parquet")
+    lake.write(_frame("old"), *parts)
+    parked = tmp_path / "lake-_index-orders.parquet"
+    write_parquet_file(_frame("a", "b"), parked)
+
+    url = lake.write_file(parked, *parts)
+
+    assert lake.read(*parts)["id"].to_list() == ["a", "b"]
+    prefix = "platform/lake/_index/"
+    keys = [k for k in bucket_keys(moto_port, _bucket(s3_lake)) if k.startswith(prefix)]
+    (data,) = [k for k in keys if k.endswith(".parquet")]  # the old object was collected
+    assert url.endswith(data)
+    assert (
+        raw_client(moto_port).get_object(Bucket=_bucket(s3_lake), Key=data)["Body"].read()
+        == parked.read_bytes()
+    )
+    assert parked.exists()
 
 
 def test_readers_find_objects_through_the_manifest_never_by_listing(s3_lake, moto_port):
