@@ -1,11 +1,12 @@
 """The ingest journal: a pass's lake writes and its commit, so a pass that dies is undone or
 finished by the next one, never left half done.
 
-A pass names its lake files by its ingest id, a digest of the landed files it takes. Killed
-before the manifest recorded them, its files stay in landing to be taken again; but a
-sensor forms its next micro-batch from whatever waits by then, so the pass that takes them
-again has another id. Without the journal the lake would then hold their rows twice, each
-version and dimension row under two names. The journal is a small local file beside the
+A pass names its lake files by its ingest id, a digest of the landed files it takes (names
+and sizes, and the files the manifest knows: see ``IngestPass._classify``). Killed before
+the manifest recorded them, its files stay in landing to be taken again; but a sensor forms
+its next micro-batch from whatever waits by then, so the pass that takes them again has
+another id. Without the journal the lake would then hold their rows twice, each version and
+dimension row under two names. The journal is a small local file beside the
 manifest, in one of two phases:
 
 - ``writing``: the lake files the pass is about to write, recorded before each write.

@@ -146,6 +146,60 @@ def test_a_file_relanded_after_listing_is_recorded_with_the_bytes_parsed(
     assert rows.filter(pl.col("customer_id") == "C1")["email"].to_list() == ["b@example.com"]
 
 
+def test_a_new_file_is_read_once_and_a_copy_of_the_landing_zone_gets_the_same_ingest_id(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """New files are hashed from the bytes parsed (no read at listing); the ingest id
+    follows names and sizes, not inodes or times, and changes once the manifest knows
+    more: a file re-landed under a quarantined name, same size, is another pass."""
+    import builtins
+    import hashlib
+    import os
+
+    from assets_pkg.lake.manifest import Manifest
+
+    good = "customer_id,email,updated_at\nC1,a@example.com,2024-01-01T00:00:00Z\n"
+    opened: list[str] = []
+    real_open = builtins.open
+
+    def counting_open(file, *args, **kwargs):
+        if "landing" in Path(str(file)).parts:
+            opened.append(Path(str(file)).name)
+        return real_open(file, *args, **kwargs)
+
+    ids = []
+    for n, when in enumerate((1_700_000_000, 1_800_000_000)):  # two copies, other mtimes
+        copy = dataclasses.replace(
+            settings, data_dir=tmp_path / f"copy{n}" / "data", lake_url=str(tmp_path / f"lake{n}")
+        )
+        folder = copy.landing_dir / "customers"
+        folder.mkdir(parents=True)
+        for name, text in (("c1.csv", good), ("c2.csv", good.replace("C1", "C2"))):
+            (folder / name).write_text(text)
+            os.utime(folder / name, (when, when))
+        monkeypatch.setattr(builtins, "open", counting_open)
+        report = IngestPass(copy, LakeResource(root=copy.lake_url)).run()
+        monkeypatch.setattr(builtins, "open", real_open)
+        assert sorted(opened) == ["c1.csv", "c2.csv"], "each new file read once"
+        opened.clear()
+        known = Manifest(copy.manifest_path).known("customers")
+        digest = hashlib.sha256(good.replace("C1", "C2").encode()).hexdigest()
+        assert known["c2.csv"].sha256 == digest
+        ids.append(report.ingest_id)
+    assert ids[0] == ids[1]
+
+    # a file quarantined (a wrong header), then re-landed fixed: same name, same size
+    fixed = good.replace("C1", "C3")
+    broken = fixed.replace("customer_id", "customer_iq")
+    assert len(broken) == len(fixed)
+    folder = copy.landing_dir / "customers"
+    for text, status in ((broken, "quarantined"), (fixed, "loaded")):
+        (folder / "c3.csv").write_text(text)
+        ids.append(IngestPass(copy, LakeResource(root=copy.lake_url)).run().ingest_id)
+        assert Manifest(copy.manifest_path).known("customers")["c3.csv"].status == status
+    assert len(set(ids[1:])) == 3
+
+
 def test_items_keep_delivery_order_and_a_pending_row_met_again_is_taken_once(settings: Settings):
     """A chunk's items are dated in delivery order (no sort needed to find the live ones);
     a held-back row that a fault brings back in a chunk is still taken once."""
