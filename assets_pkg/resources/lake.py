@@ -21,7 +21,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -110,17 +110,7 @@ class LakeResource(dg.ConfigurableResource):
         """Write one Parquet file atomically; returns where its current copy lives."""
         if self.is_s3:
             return self._s3_write(df, parts)
-        target = self.path(*parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            write_parquet_file(df, tmp)
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return target
+        return self._replace(parts, lambda tmp: write_parquet_file(df, tmp))
 
     def write_file(self, local: Path, *parts: str) -> Path | str:
         """Put a finished Parquet file (``write_parquet_file``) in the lake atomically, as
@@ -133,18 +123,25 @@ class LakeResource(dg.ConfigurableResource):
         """
         if self.is_s3:
             return self._s3_put(local, parts)
-        target = self.path(*parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            with open(local, "rb") as fh:
-                os.fsync(fh.fileno())
+
+        def link_or_copy(tmp: Path) -> None:
             try:
                 os.link(local, tmp)
             except OSError:  # another filesystem, or one without hard links
                 shutil.copyfile(local, tmp)
-                with open(tmp, "rb") as fh:
-                    os.fsync(fh.fileno())
+
+        return self._replace(parts, link_or_copy)
+
+    def _replace(self, parts: tuple[str, ...], fill: Callable[[Path], None]) -> Path:
+        """A local file made whole beside its target (``fill`` a temp name), synced to disk,
+        then renamed over it: a reader sees the old file or the new one, never half."""
+        target = self.path(*parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            fill(tmp)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
