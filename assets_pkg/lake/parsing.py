@@ -617,12 +617,27 @@ def _timestamps(text: pl.Series) -> pl.Series:
     # parsing that with an offset. The rest (no seconds) take the canonical route.
     spelled = text.str.contains(TIMESTAMP_PATTERN).fill_null(False)
     with_seconds = spelled & (text.str.slice(16, 1) == ":")
-    local = (
+    utc = (
         text.str.slice(0, 19)
         .str.replace(" ", "T", literal=True, n=1)
         .str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S", strict=False)
     )
     rest = text.str.slice(19)
+    # most values end at the seconds or in "Z": already UTC, nothing more to take
+    tail = (~rest.is_in(["", "Z"])).fill_null(False)
+    if tail.any():
+        at = tail.arg_true()
+        utc = utc.scatter(at, _with_tail(utc.gather(at), rest.gather(at)))
+    utc = utc.set(~with_seconds, None)
+    no_seconds = spelled & ~with_seconds
+    if no_seconds.any():
+        utc = utc.scatter(no_seconds.arg_true(), _canonical_timestamps(text.filter(no_seconds)))
+    in_range = utc.is_between(EARLIEST_UTC, LATEST_UTC).fill_null(False)
+    return utc.set(~in_range, None).cast(TIMESTAMP).alias(text.name)
+
+
+def _with_tail(local: pl.Series, rest: pl.Series) -> pl.Series:
+    """Local times plus what follows their seconds (``rest``): a fraction, then an offset."""
     offset = rest.str.extract_groups(_OFFSET).struct.unnest()
     parts = pl.DataFrame(
         {
@@ -638,17 +653,11 @@ def _timestamps(text: pl.Series) -> pl.Series:
     east = pl.when(pl.col("sign") == "-").then(-east).otherwise(east)
     # an offset is a whole day at most: hours past 23 or minutes past 59 are no offset
     bad_offset = (pl.col("hours") > 23) | (pl.col("minutes") > 59)
-    utc = parts.select(
+    return parts.select(
         pl.when(bad_offset.fill_null(False))
         .then(None)
         .otherwise(pl.col("local") + pl.duration(microseconds=micros) - pl.duration(minutes=east))
     ).to_series()
-    utc = utc.set(~with_seconds, None)
-    no_seconds = spelled & ~with_seconds
-    if no_seconds.any():
-        utc = utc.scatter(no_seconds.arg_true(), _canonical_timestamps(text.filter(no_seconds)))
-    in_range = utc.is_between(EARLIEST_UTC, LATEST_UTC).fill_null(False)
-    return utc.set(~in_range, None).cast(TIMESTAMP).alias(text.name)
 
 
 def _canonical_timestamps(text: pl.Series) -> pl.Series:
