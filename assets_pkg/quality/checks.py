@@ -196,9 +196,11 @@ def referential_integrity(
         group = check_identifier(child_date) if child_date and days else "NULL::DATE"
         where = f"c.{group} BETWEEN ? AND ?" if child_date and days else "TRUE"
         params = [days[0], days[-1]] if child_date and days else []
+        # the parent straight into the join: a key repeated there changes nothing for an
+        # anti join, and a DISTINCT first cost 3x to 4x the whole check (10M: 0.4 s a month)
         rows = conn.execute(
             f"SELECT c.{group} AS d, count(*) FROM {check_identifier(child)} c "
-            f"ANTI JOIN (SELECT DISTINCT {pk} FROM {check_identifier(parent)}) p "
+            f"ANTI JOIN {check_identifier(parent)} p "
             f"ON c.{fk} = p.{pk} WHERE c.{fk} IS NOT NULL AND {where} GROUP BY 1",
             params,
         ).fetchall()

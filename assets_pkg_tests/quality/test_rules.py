@@ -242,6 +242,16 @@ def test_referential_integrity_warns_above_the_share_of_orphans(conn):
     assert good.metrics == {"orphans": {PRODUCT_REF.label: 1}, "rows": 200}
 
 
+def test_referential_integrity_counts_each_child_row_once_when_the_parent_repeats_keys(conn):
+    # a dimension keeps every snapshot of a key: the parent goes into the join as it is
+    _items_and_products(conn, {DAY: 6})
+    conn.execute("INSERT INTO _products VALUES ('P1'), ('P1'), ('P-other'), (NULL)")
+    (result,) = referential_integrity(
+        conn, [(PRODUCT_REF, "_candidate", "order_date", "_products")], [DAY], QUALITY
+    )
+    assert result.metrics == {"orphans": {PRODUCT_REF.label: 6}, "rows": 200}
+
+
 def test_referential_integrity_ignores_null_foreign_keys(conn):
     rows = [item(i, product_id=None if i < 50 else "P1") for i in range(100)]
     create(conn, "_candidate", ITEMS, rows)
