@@ -63,12 +63,45 @@ LINEAGE_QUERY = """# the mart's column lineage
 """.replace("PATH", json.dumps(MART.split("/")))
 
 
-def _open_markdown(page, link, timeout_s: float = 90):
-    """Click a metadata entry's "[Show Markdown]" until its dialog shows a table row.
+#: each row of a table as its cells' text plus the row's own text, read in one step
+_ROW_CELLS_JS = """rows => rows.map(r => ({
+  cells: Array.from(r.querySelectorAll('td'), td => td.innerText),
+  text: r.innerText,
+}))"""
 
-    A click that lands while the asset page is still re-rendering its metadata (a loaded
-    CI machine) opens nothing: it is clicked again. A dialog that opened is given 20 s to
-    show its table before it is closed and opened again.
+
+def _read_rows(rows, count: int, timeout_ms: float) -> list[dict] | None:
+    """The ``count`` rows of a table, read at one instant, or None if they never show.
+
+    Reading row by row races the asset page: it re-renders its metadata while live data
+    polls, and a row read after that finds a new (or no) element. One ``evaluate_all``
+    reads every row in the same frame, so a snapshot is whole or visibly short.
+    """
+    try:
+        expect(rows).to_have_count(count, timeout=max(timeout_ms, 1))
+    except AssertionError:
+        return None
+    snapshot = rows.evaluate_all(_ROW_CELLS_JS)
+    return snapshot if len(snapshot) == count else None
+
+
+def _table_rows(rows, count: int, timeout_s: float = 60) -> list[dict]:
+    """The table's ``count`` rows, read whole, re-read while a re-render cuts one short."""
+    deadline = time.monotonic() + timeout_s
+    while (snapshot := _read_rows(rows, count, (deadline - time.monotonic()) * 1000)) is None:
+        if time.monotonic() > deadline:
+            expect(rows).to_have_count(count, timeout=1)  # fails, naming what it saw
+            raise AssertionError(f"{count} rows showed but never all at once")
+    return snapshot
+
+
+def _open_markdown(page, link, count: int, timeout_s: float = 120):
+    """Click a metadata entry's "[Show Markdown]" until its dialog shows ``count`` rows.
+
+    Returns the dialog and its rows, read in one step while it is open. A click that lands
+    while the asset page is still re-rendering its metadata (a loaded CI machine) opens
+    nothing, and a re-render can close an open dialog: either way it is opened again. A
+    dialog that opened is given 20 s to show its rows before it is closed and reopened.
     """
     dialog = page.get_by_role("dialog")
     deadline = time.monotonic() + timeout_s
@@ -76,14 +109,18 @@ def _open_markdown(page, link, timeout_s: float = 90):
         link.click()
         try:
             expect(dialog).to_be_visible(timeout=5_000)
-            expect(dialog.locator("tbody tr").first).to_be_visible(timeout=20_000)
-            return dialog
         except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            if dialog.count():
-                page.keyboard.press("Escape")
-                expect(dialog).to_have_count(0, timeout=5_000)
+            snapshot = None
+        else:
+            snapshot = _read_rows(dialog.locator("tbody tr"), count, 20_000)
+        if snapshot is not None:
+            return dialog, snapshot
+        if time.monotonic() > deadline:
+            expect(dialog.locator("tbody tr")).to_have_count(count, timeout=1)
+            raise AssertionError(f"the dialog never showed its {count} rows at once")
+        if dialog.count():
+            page.keyboard.press("Escape")
+            expect(dialog).to_have_count(0, timeout=5_000)
 
 
 def _failure_report(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
@@ -262,10 +299,9 @@ def test_mart_column_schema_and_column_lineage(dagster_ui: DagsterUI, page, shot
     page.set_viewport_size({"width": 1440, "height": 1100})
     page.goto(f"/assets/{MART}")
     columns = page.locator("table", has=page.get_by_text("Column name", exact=True))
-    expect(columns.locator("tbody tr")).to_have_count(len(table.column_names), timeout=30_000)
     rows = {
-        r.locator("td").first.inner_text().strip(): r.inner_text()
-        for r in columns.locator("tbody tr").all()
+        r["cells"][0].strip(): r["text"]
+        for r in _table_rows(columns.locator("tbody tr"), len(table.column_names))
     }
     assert list(rows) == table.column_names
     for name, text in rows.items():
@@ -300,14 +336,12 @@ def test_mart_column_schema_and_column_lineage(dagster_ui: DagsterUI, page, shot
     page.set_viewport_size({"width": 1440, "height": 1100})
     page.goto(f"/assets/{MART}")
     entry = page.locator("tr", has=page.get_by_text("column_lineage", exact=True))
-    dialog = _open_markdown(page, entry.get_by_text("[Show Markdown]"))
-    # the dialog can show its table before its rows: wait for every row, not the table
-    body_rows = dialog.locator("tbody tr")
-    expect(body_rows).to_have_count(len(table.column_names), timeout=30_000)
-    shown = {
-        r.locator("td").first.inner_text().strip(): r.locator("td").last.inner_text()
-        for r in body_rows.all()
-    }
+    # the dialog can show its table before its rows, and a re-render of the page can close
+    # it: its rows are read in one step once all of them show
+    dialog, body_rows = _open_markdown(
+        page, entry.get_by_text("[Show Markdown]"), len(table.column_names)
+    )
+    shown = {r["cells"][0].strip(): r["cells"][-1] for r in body_rows}
     assert list(shown) == table.column_names
     for column, sources in served.items():
         assert {s.strip() for s in shown[column].split(",")} == sources, column
