@@ -188,14 +188,25 @@ def _newer(file_col: str, row_col: str, old_file: str, old_row: str) -> pl.Expr:
     )
 
 
-def _entries_of(index: pl.DataFrame, rows: pl.DataFrame, key: list[str]) -> pl.DataFrame:
-    """The index entries of the keys in ``rows``.
+def _index_join(index: pl.DataFrame, keys: pl.DataFrame, key: list[str], how: str) -> pl.DataFrame:
+    """The index rows whose key is (``semi``) or is not (``anti``) among ``keys``, in index
+    order.
 
     A join hashes its right side: joining a chunk against the whole index hashed every key
     ever loaded once per chunk (quadratic over a pass); this hashes the chunk's keys and
-    streams the index past them.
+    streams the index past them. Lazily, on Polars' streaming engine: an eager join runs on
+    the in-memory engine, 1.2x to 1.7x slower on a 10M pass's indexes (4M to 18M keys).
     """
-    return index.join(rows.select(key), on=key, how="semi")
+    return (
+        index.lazy()
+        .join(keys.lazy().select(key), on=key, how=how, maintain_order="left")  # type: ignore[arg-type]
+        .collect()
+    )
+
+
+def _entries_of(index: pl.DataFrame, rows: pl.DataFrame, key: list[str]) -> pl.DataFrame:
+    """The index entries of the keys in ``rows``."""
+    return _index_join(index, rows, key, "semi")
 
 
 def in_delivery_order(rows: pl.DataFrame) -> pl.DataFrame:
@@ -231,7 +242,7 @@ def merge_latest(
     winners = joined.filter(_newer("_file_name", "_row_number", "_old_file", "_old_row"))
     # only the winners that replace an entry take one out: mostly new keys, often none
     replaced = winners.filter(pl.col("_old_file").is_not_null()).select(key)
-    kept = index.join(replaced, on=key, how="anti") if replaced.height else index
+    kept = _index_join(index, replaced, key, "anti") if replaced.height else index
     new_index = pl.concat([kept, winners.select(index.columns)])
     moved = winners.filter(
         pl.col("_old_date").is_not_null() & (pl.col("_old_date") != pl.col("date"))
@@ -727,8 +738,12 @@ class IngestPass:
             index = self._index(source)
             dated = batch.drop("_raw").with_columns(date=pl.col(contract.date_column).dt.date())
             if contract.first_delivery_wins:
-                first = in_delivery_order(dated).unique(
-                    subset=list(contract.key), keep="first", maintain_order=True
+                # lazily (streaming): half the eager unique's time on a chunk of events
+                first = (
+                    in_delivery_order(dated)
+                    .lazy()
+                    .unique(subset=list(contract.key), keep="first", maintain_order=True)
+                    .collect()
                 )
                 seen = _entries_of(index, first, list(contract.key)).select(contract.key)
                 new = first.join(seen, on=list(contract.key), how="anti")
