@@ -8,6 +8,8 @@ Staging keeps exactly the live versions, typed, one row per key.
 from __future__ import annotations
 
 import datetime as dt
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import polars as pl
 
@@ -63,9 +65,12 @@ def day_frames(contract: SourceContract, rows: pl.DataFrame) -> dict[dt.date, pl
     """Staged rows split by their date, each day sorted by key (what a day's file holds)."""
     date_col = DATE_COLUMN[contract.name]
     key = list(contract.key)
-    return {
-        day: frame.sort(key) for (day,), frame in rows.partition_by(date_col, as_dict=True).items()
-    }
+    days = rows.partition_by(date_col, as_dict=True)
+    # Polars sorts a day (tens of thousands of rows) on about one core: days are sorted
+    # side by side instead, one per thread (a month of 10M events 0.21 s to 0.10 s, 2 cores)
+    with ThreadPoolExecutor(max(1, min(os.cpu_count() or 1, len(days)))) as pool:
+        frames = pool.map(lambda frame: frame.sort(key, multithreaded=False), days.values())
+        return {day: frame for (day,), frame in zip(days, frames, strict=True)}
 
 
 def latest_snapshots(contract: SourceContract, lake_rows: pl.LazyFrame) -> pl.LazyFrame:
