@@ -1,11 +1,13 @@
-"""A pass applied a chunk of files at a time, its rows spooled to disk, equals one batch.
+"""A pass applied a chunk of files at a time, its rows written as its spool fills, equals
+one batch.
 
 Ingest applies each source's files in chunks of ``CHUNK_BYTES`` (so memory follows the
-chunk, not the source) and keeps the dated rows in a spool until the lake write. Here the
-generated dirty sample goes through two passes twice: with the shipped sizes (every
-source in one chunk, nothing spilled) and with every file its own chunk and every chunk
-spilled. Lake rows and where they live, version indexes, held-back items, staged rejects
-and the pass reports must be identical.
+chunk, not the source) and holds the dated rows in a spool until ``SPOOL_BYTES``, then
+writes them to the lake. Here the generated dirty sample goes through two passes twice:
+with the shipped sizes (every source in one chunk, one lake write at its end) and with
+every file its own chunk and every chunk written at once (a day's rows in several files).
+Lake rows and where they live, version indexes, held-back items, staged rejects and the
+pass reports must be identical.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ def _two_passes(settings: Settings, sample: Path, root: Path) -> tuple[dict, lis
     return tables, reports
 
 
-def test_one_file_per_chunk_and_a_spilled_spool_equal_one_batch(
+def test_one_file_per_chunk_and_a_spool_written_per_chunk_equal_one_batch(
     settings: Settings, sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     whole, whole_reports = _two_passes(settings, sample, tmp_path / "whole")
@@ -91,24 +93,32 @@ def test_one_file_per_chunk_and_a_spilled_spool_equal_one_batch(
     assert whole["events"].height > 0 and whole["_index"].height > 0
 
 
-def test_spool_reads_back_every_row_once_in_disjoint_day_ranges(tmp_path: Path):
+def test_spool_writes_every_row_once_a_flush_per_file_name(tmp_path: Path):
     days = [dt.date(2024, 1, 1) + dt.timedelta(days=i % 9) for i in range(2_000)]
     rows = pl.DataFrame({"date": days, "n": range(2_000)})
-    spool = Spool(tmp_path / "spool", limit=4_000)  # a few days per read
+    written: list[tuple[str, pl.DataFrame]] = []
+    spool = Spool(lambda frame, tag: written.append((tag, frame)), limit=4_000)
     for chunk in rows.iter_slices(300):
         spool.add(chunk)
-    assert spool.files, "the limit is small enough to spill"
-    parts = list(spool.by_days())
-    spool.close()
-    assert len(parts) > 1
-    seen = [set(p["date"].unique()) for p in parts]
-    assert all(a.isdisjoint(b) for i, a in enumerate(seen) for b in seen[i + 1 :])
-    back = pl.concat(parts)
-    # every row once; within a day, in the order added
-    assert_frame_equal(
-        back.sort("date", maintain_order=True), rows.sort("date", maintain_order=True)
-    )
-    assert not (tmp_path / "spool").exists()
+    spool.flush()
+    spool.flush()  # nothing held: no empty write
+    tags = [tag for tag, _ in written]
+    assert len(tags) > 1, "the limit is small enough to flush before the end"
+    assert tags[0] == "" and len(set(tags)) == len(tags)
+    # every row once, in the order added
+    assert_frame_equal(pl.concat([frame for _, frame in written]), rows)
+
+
+def test_spool_under_its_limit_writes_once_at_the_end(tmp_path: Path):
+    rows = pl.DataFrame({"date": [dt.date(2024, 1, 1)] * 10, "n": range(10)})
+    written: list[tuple[str, pl.DataFrame]] = []
+    spool = Spool(lambda frame, tag: written.append((tag, frame)))
+    for chunk in rows.iter_slices(3):
+        spool.add(chunk)
+    assert written == []
+    spool.flush()
+    assert [tag for tag, _ in written] == [""]
+    assert_frame_equal(written[0][1], rows)
 
 
 def test_a_file_relanded_after_listing_is_recorded_with_the_bytes_parsed(
