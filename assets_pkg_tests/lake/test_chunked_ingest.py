@@ -93,7 +93,7 @@ def test_one_file_per_chunk_and_a_spool_written_per_chunk_equal_one_batch(
     assert whole["events"].height > 0 and whole["_index"].height > 0
 
 
-def test_spool_writes_every_row_once_a_flush_per_file_name(tmp_path: Path):
+def test_spool_writes_every_row_once_a_flush_per_file_name() -> None:
     days = [dt.date(2024, 1, 1) + dt.timedelta(days=i % 9) for i in range(2_000)]
     rows = pl.DataFrame({"date": days, "n": range(2_000)})
     written: list[tuple[str, pl.DataFrame]] = []
@@ -109,7 +109,7 @@ def test_spool_writes_every_row_once_a_flush_per_file_name(tmp_path: Path):
     assert_frame_equal(pl.concat([frame for _, frame in written]), rows)
 
 
-def test_spool_under_its_limit_writes_once_at_the_end(tmp_path: Path):
+def test_spool_under_its_limit_writes_once_at_the_end() -> None:
     rows = pl.DataFrame({"date": [dt.date(2024, 1, 1)] * 10, "n": range(10)})
     written: list[tuple[str, pl.DataFrame]] = []
     spool = Spool(lambda frame, tag: written.append((tag, frame)))
