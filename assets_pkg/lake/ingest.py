@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import polars as pl
 
@@ -190,7 +191,9 @@ def _newer(file_col: str, row_col: str, old_file: str, old_row: str) -> pl.Expr:
     )
 
 
-def _index_join(index: pl.DataFrame, keys: pl.DataFrame, key: list[str], how: str) -> pl.DataFrame:
+def _index_join(
+    index: pl.DataFrame, keys: pl.DataFrame, key: list[str], how: Literal["semi", "anti"]
+) -> pl.DataFrame:
     """The index rows whose key is (``semi``) or is not (``anti``) among ``keys``, in index
     order.
 
@@ -200,9 +203,7 @@ def _index_join(index: pl.DataFrame, keys: pl.DataFrame, key: list[str], how: st
     the in-memory engine, 1.2x to 1.7x slower on a 10M pass's indexes (4M to 18M keys).
     """
     return (
-        index.lazy()
-        .join(keys.lazy().select(key), on=key, how=how, maintain_order="left")  # type: ignore[arg-type]
-        .collect()
+        index.lazy().join(keys.lazy().select(key), on=key, how=how, maintain_order="left").collect()
     )
 
 
