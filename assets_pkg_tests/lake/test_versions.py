@@ -12,7 +12,13 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from assets_pkg.contracts import SOURCES
-from assets_pkg.lake.ingest import in_delivery_order, index_schema, is_landed, merge_latest
+from assets_pkg.lake.ingest import (
+    in_delivery_order,
+    index_schema,
+    is_landed,
+    merge_latest,
+    without_keys,
+)
 
 ORDERS = SOURCES["orders"]
 ITEMS = SOURCES["order_items"]
@@ -200,6 +206,22 @@ def test_composite_key_of_order_items():
 def test_new_index_keeps_the_index_schema():
     new_index, _, _ = merge(frame(BATCHES[0]), empty())
     assert new_index.schema == pl.Schema(index_schema(ORDERS))
+
+
+_KEYS = st.lists(st.tuples(st.sampled_from(["E1", "E2", "E3", None]), st.integers(1, 2)))
+
+
+@given(rows=_KEYS, drop=_KEYS, pieces=st.integers(1, 4), width=st.integers(1, 2))
+def test_without_keys_is_an_anti_join_that_keeps_order(rows, drop, pieces, width):
+    key = ["event_id", "n"][:width]
+    frame_ = pl.DataFrame(rows, schema={"event_id": pl.String, "n": pl.Int64}, orient="row")
+    frame_ = frame_.with_row_index("pos")
+    # a chunk arrives in pieces (one per file), as ``_apply`` concatenates them
+    step = max(1, frame_.height // pieces)
+    chunked = pl.concat([frame_.slice(i, step) for i in range(0, frame_.height, step)] or [frame_])
+    keys = pl.DataFrame(drop, schema={"event_id": pl.String, "n": pl.Int64}, orient="row")
+    expected = frame_.join(keys.select(key), on=key, how="anti", maintain_order="left")
+    assert_frame_equal(without_keys(chunked, keys.select(key), key), expected)
 
 
 @pytest.mark.parametrize(
