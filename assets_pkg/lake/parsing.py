@@ -622,12 +622,13 @@ def _timestamps(text: pl.Series) -> pl.Series:
         .str.replace(" ", "T", literal=True, n=1)
         .str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S", strict=False)
     )
-    rest = text.str.slice(19)
-    # most values end at the seconds or in "Z": already UTC, nothing more to take
-    tail = (~rest.is_in(["", "Z"])).fill_null(False)
+    # most values end at the seconds or in "Z": already UTC, nothing more to take. Told by
+    # length (a spelled value is ASCII), so only the rest of those with more is cut out
+    n = text.str.len_bytes()
+    tail = ((n > 20) | ((n == 20) & ~text.str.ends_with("Z"))).fill_null(False)
     if tail.any():
         at = tail.arg_true()
-        utc = utc.scatter(at, _with_tail(utc.gather(at), rest.gather(at)))
+        utc = utc.scatter(at, _with_tail(utc.gather(at), text.gather(at).str.slice(19)))
     utc = utc.set(~with_seconds, None)
     no_seconds = spelled & ~with_seconds
     if no_seconds.any():
