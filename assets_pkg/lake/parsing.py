@@ -75,19 +75,64 @@ class ParsedFile:
     collapsed: int  # rows dropped as identical repeats (or redeliveries, for events)
 
 
-def decode(data: bytes) -> str:
-    """UTF-8 text of a landed file (BOM allowed), or UnreadableFile."""
+#: a byte that is not WHITESPACE: UTF-8 spells no other character with an ASCII byte, so a
+#: file without one is blank, and looking for one stops at the first (no copy of the text)
+_NOT_WHITESPACE = re.compile(b"[^" + re.escape(WHITESPACE.encode()) + b"]")
+
+
+def _payload(data: bytes) -> bytes:
+    """A landed file's bytes without its BOM, or UnreadableFile("empty") if it is blank.
+
+    A blank file is ASCII, so it is blank whether or not it is UTF-8: checking first gives
+    the result ``decode`` gives.
+    """
     if data.startswith(BOM):
         data = data[len(BOM) :]
+    if _NOT_WHITESPACE.search(data) is None:
+        raise UnreadableFile("empty", "the file is empty")
+    return data
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 text of a landed file (BOM allowed), or UnreadableFile."""
+    data = _payload(data)
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UnreadableFile(
             "not_utf8", f"not UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start}"
         ) from None
-    if not text.strip(WHITESPACE):
-        raise UnreadableFile("empty", "the file is empty")
-    return text
+
+
+def decode_many(
+    files: Sequence[tuple[str, bytes]],
+) -> tuple[list[str], pl.Series, dict[str, Exception]]:
+    """``decode`` of many files at once: the names read, their texts as a String Series in
+    that order, and the files that could not be read (an ``UnreadableFile``) by name.
+
+    The bytes go to Polars as they are and are checked as UTF-8 there: decoding each file
+    to a Python string (and copying it back) held the GIL the parse threads share. Where
+    the check fails, each file is decoded alone, which names the files and the byte.
+    """
+    read: list[tuple[str, bytes, bytes]] = []  # name, the file's bytes, their payload
+    failed: dict[str, Exception] = {}
+    for name, data in files:
+        try:
+            read.append((name, data, _payload(data)))
+        except UnreadableFile as exc:
+            failed[name] = exc
+    try:
+        texts = pl.Series("_raw", [p for _, _, p in read], dtype=pl.Binary).cast(pl.String)
+    except pl.exceptions.PolarsError:
+        decoded: list[tuple[str, str]] = []
+        for name, data, _ in read:
+            try:
+                decoded.append((name, decode(data)))
+            except UnreadableFile as exc:
+                failed[name] = exc
+        texts = pl.Series("_raw", [t for _, t in decoded], dtype=pl.String)
+        return [n for n, _ in decoded], texts, failed
+    return [n for n, _, _ in read], texts, failed
 
 
 # --------------------------------------------------------------------------- CSV
@@ -138,8 +183,9 @@ def _blank(columns: list[str]) -> pl.Expr:
 SIMPLE_QUOTED_FIELD = re.compile(r'(?:^|(?<=,))"[^"\r\n]*"(?=,|\r?$)', re.MULTILINE)
 
 
-def _csv_fast(text: str, header: list[str]) -> pl.DataFrame | None:
-    """Polars' reader, for files without quoting or with simple quoting only.
+def _csv_fast(text: str, header: list[str], encoded: bytes | None = None) -> pl.DataFrame | None:
+    """Polars' reader, for files without quoting or with simple quoting only; ``encoded`` is
+    ``text`` in UTF-8 where the caller has it (the landed bytes), saving a copy.
 
     Anything else (a quote inside a field, text after a closing quote, a line break in
     quotes) gets the strict RFC 4180 path: Polars tolerates what the csv module rejects.
@@ -157,7 +203,7 @@ def _csv_fast(text: str, header: list[str]) -> pl.DataFrame | None:
         return None
     try:
         df = pl.read_csv(
-            text.encode(),
+            text.encode() if encoded is None else encoded,
             has_header=True,
             infer_schema=False,
             new_columns=[f"c{i}" for i in range(len(header))],
@@ -226,11 +272,14 @@ def _csv_quote(expr: pl.Expr) -> pl.Expr:
     return pl.when(expr.str.contains(",", literal=True)).then(quoted).otherwise(expr).fill_null("")
 
 
-def read_csv_rows(contract: SourceContract, text: str) -> pl.DataFrame:
+def read_csv_rows(
+    contract: SourceContract, text: str, encoded: bytes | None = None
+) -> pl.DataFrame:
+    """The records of a CSV text; ``encoded``, if given, is ``text`` in UTF-8."""
     header, blank_before = _csv_header(text)
     _check_header(contract, header)
     # the columnar reader's own header handling need not agree on blank leading records
-    df = None if blank_before else _csv_fast(text, header)
+    df = None if blank_before else _csv_fast(text, header, encoded)
     if df is None:
         return _csv_slow(text, header)
     # without a quote in the file no value has a comma: the record is its values joined
@@ -535,11 +584,20 @@ def read_jsonl_files(
     fixed cost, so the lines of all of them are read in one pass (``_file_name`` says whose,
     rows in file then line order). A file with no JSON object is returned in the failures.
     """
-    columns = contract.column_names
     names = [name for name, _ in texts]
+    return read_jsonl_texts(
+        contract, names, pl.Series("_raw", [text for _, text in texts], dtype=pl.String)
+    )
+
+
+def read_jsonl_texts(
+    contract: SourceContract, names: list[str], texts: pl.Series
+) -> tuple[pl.DataFrame, dict[str, Exception]]:
+    """``read_jsonl_files`` of the files ``names`` whose texts are ``texts``, in that order."""
+    columns = contract.column_names
     # split by Polars, not str.split: no Python string per line, and the GIL stays free for
     # the other parse threads (as str.split, an empty text is one empty line)
-    lines = pl.Series("_raw", [text for _, text in texts], dtype=pl.String).str.split("\n")
+    lines = texts.str.split("\n")
     counts = lines.list.len()
     raw = lines.explode()
     del lines
@@ -941,7 +999,7 @@ def read_rows(contract: SourceContract, data: bytes) -> pl.DataFrame:
     """The records of one landed file as text, before typing (raises UnreadableFile)."""
     text = decode(data)
     if contract.format == "csv":
-        return read_csv_rows(contract, text)
+        return read_csv_rows(contract, text, _payload(data))  # the bytes ``text`` decodes
     return read_jsonl_rows(contract, text)
 
 
@@ -997,24 +1055,23 @@ def _parse_files(
     frames: list[pl.DataFrame] = []
     names: list[str] = []
     failed: dict[str, Exception] = {}
-    texts: list[tuple[str, str]] = []
-    for name, data in files:
-        try:
-            if contract.format == "csv":
+    if contract.format == "csv":
+        for name, data in files:
+            try:
                 rows = read_rows(contract, data)
-                frames.append(rows.with_columns(_file_name=pl.lit(name, pl.String)))
-            else:  # read below, all files' lines at once
-                texts.append((name, decode(data)))
-        except Exception as exc:  # one unreadable file never stops the others
-            failed[name] = exc
-            continue
-        names.append(name)
-    if texts:
-        rows, unread = read_jsonl_files(contract, texts)
-        del texts
-        frames.append(rows)
-        failed.update(unread)
-        names = [n for n in names if n not in unread]
+            except Exception as exc:  # one unreadable file never stops the others
+                failed[name] = exc
+                continue
+            frames.append(rows.with_columns(_file_name=pl.lit(name, pl.String)))
+            names.append(name)
+    else:  # all files' lines read at once
+        names, texts, failed = decode_many(files)
+        if names:
+            rows, unread = read_jsonl_texts(contract, names, texts)
+            del texts
+            frames.append(rows)
+            failed.update(unread)
+            names = [n for n in names if n not in unread]
     if not names:
         return [], failed
     valid, rejects, collapsed = validate_files(contract, pl.concat(frames, how="diagonal_relaxed"))

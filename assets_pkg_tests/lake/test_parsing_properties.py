@@ -25,6 +25,8 @@ from assets_pkg.lake.parsing import (
     TIMESTAMP_PATTERN,
     UnreadableFile,
     _canonical_timestamps,
+    decode,
+    decode_many,
     parse_file,
     parse_money,
     parse_timestamp,
@@ -229,6 +231,50 @@ def landed_bytes(draw, source: str) -> bytes:
     if draw(st.booleans()):
         data = b"\xef\xbb\xbf" + data
     return data
+
+
+#: byte runs where UTF-8 decoders are known to differ, and whitespace only some count
+TRICKY_BYTES = [
+    b"\xed\xa0\x80",  # a surrogate
+    b"\xc0\xaf",  # an overlong slash
+    b"\xf4\x90\x80\x80",  # past U+10FFFF
+    b"\xe2\x82",  # a truncated sequence
+    b"\xef\xbb\xbf",  # a (second) BOM
+    b"\xc2\x85",  # NEL: Unicode whitespace, not the contract's
+    b"\xc2\xa0",  # no-break space
+    b"\x00",
+    b" \t\r\n\x0b\x0c",
+    b'{"a": "\xc3\xa9"}\n',
+]
+
+
+@st.composite
+def landed_files(draw) -> list[tuple[str, bytes]]:
+    """Files as a chunk of a pass holds them: arbitrary, blank, broken or fine."""
+    bodies = draw(
+        st.lists(
+            landed_bytes("events")
+            | st.lists(st.sampled_from(TRICKY_BYTES), max_size=4).map(b"".join),
+            max_size=6,
+        )
+    )
+    return [(f"f{i}.jsonl", body) for i, body in enumerate(bodies)]
+
+
+@fast(300)
+@given(landed_files())
+def test_decode_many_reads_and_refuses_each_file_as_decode_does(files):
+    names, texts, failed = decode_many(files)
+    expected_texts, expected_failed = {}, {}
+    for name, data in files:
+        try:
+            expected_texts[name] = decode(data)
+        except UnreadableFile as exc:
+            expected_failed[name] = (exc.reason, str(exc))
+    assert dict(zip(names, texts.to_list(), strict=True)) == expected_texts
+    assert names == list(expected_texts)
+    assert texts.dtype == pl.String
+    assert {n: (e.reason, str(e)) for n, e in failed.items()} == expected_failed
 
 
 @pytest.mark.parametrize("source", list(SOURCES))
