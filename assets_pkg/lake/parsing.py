@@ -93,15 +93,19 @@ def _payload(data: bytes) -> bytes:
     return data
 
 
-def decode(data: bytes) -> str:
-    """UTF-8 text of a landed file (BOM allowed), or UnreadableFile."""
-    data = _payload(data)
+def _utf8(payload: bytes) -> str:
+    """The text of a file's payload (``_payload``), or UnreadableFile("not_utf8")."""
     try:
-        return data.decode("utf-8")
+        return payload.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UnreadableFile(
-            "not_utf8", f"not UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start}"
+            "not_utf8", f"not UTF-8: byte 0x{payload[exc.start]:02x} at offset {exc.start}"
         ) from None
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 text of a landed file (BOM allowed), or UnreadableFile."""
+    return _utf8(_payload(data))
 
 
 def decode_many(
@@ -114,25 +118,25 @@ def decode_many(
     to a Python string (and copying it back) held the GIL the parse threads share. Where
     the check fails, each file is decoded alone, which names the files and the byte.
     """
-    read: list[tuple[str, bytes, bytes]] = []  # name, the file's bytes, their payload
+    read: list[tuple[str, bytes]] = []
     failed: dict[str, Exception] = {}
     for name, data in files:
         try:
-            read.append((name, data, _payload(data)))
+            read.append((name, _payload(data)))
         except UnreadableFile as exc:
             failed[name] = exc
     try:
-        texts = pl.Series("_raw", [p for _, _, p in read], dtype=pl.Binary).cast(pl.String)
+        texts = pl.Series("_raw", [p for _, p in read], dtype=pl.Binary).cast(pl.String)
     except pl.exceptions.PolarsError:
         decoded: list[tuple[str, str]] = []
-        for name, data, _ in read:
+        for name, payload in read:
             try:
-                decoded.append((name, decode(data)))
+                decoded.append((name, _utf8(payload)))
             except UnreadableFile as exc:
                 failed[name] = exc
         texts = pl.Series("_raw", [t for _, t in decoded], dtype=pl.String)
         return [n for n, _ in decoded], texts, failed
-    return [n for n, _, _ in read], texts, failed
+    return [n for n, _ in read], texts, failed
 
 
 # --------------------------------------------------------------------------- CSV
@@ -997,9 +1001,10 @@ def _resolve_in_file(
 
 def read_rows(contract: SourceContract, data: bytes) -> pl.DataFrame:
     """The records of one landed file as text, before typing (raises UnreadableFile)."""
-    text = decode(data)
+    payload = _payload(data)
+    text = _utf8(payload)
     if contract.format == "csv":
-        return read_csv_rows(contract, text, _payload(data))  # the bytes ``text`` decodes
+        return read_csv_rows(contract, text, payload)
     return read_jsonl_rows(contract, text)
 
 
