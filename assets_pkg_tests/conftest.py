@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
+import shutil
 import subprocess
+import tempfile
 import time
 import warnings
 from collections.abc import Iterator
@@ -12,11 +15,18 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from assets_pkg.config import Settings, load_settings
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+
+# Hypothesis keeps what it learns (the source's constants, failing examples) under
+# ./.hypothesis unless told otherwise; a test run writes nothing into the working tree
+_HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="assets-pkg-hypothesis-")
+atexit.register(shutil.rmtree, _HYPOTHESIS_HOME, ignore_errors=True)
+set_hypothesis_home_dir(_HYPOTHESIS_HOME)
 
 START = dt.date(2024, 3, 1)
 END = dt.date(2024, 3, 10)
