@@ -314,8 +314,8 @@ class Spool:
         self.held = 0
         self.flushes = 0
 
-    def add(self, rows: pl.DataFrame) -> None:
-        if rows.height == 0:
+    def add(self, rows: pl.DataFrame | None) -> None:
+        if rows is None or rows.height == 0:
             return
         self.frames.append(rows)
         self.held += rows.estimated_size()
@@ -367,6 +367,9 @@ class IngestPass:
         self._read: dict[tuple[str, ...], pl.DataFrame] = {}
         #: orders whose live version moved to another day in this pass, with their new day
         self.moved_orders = pl.DataFrame(schema={"order_id": pl.String, "date": pl.Date})
+        #: rows of a first-delivery source not yet resolved against its version index
+        self.arrived: list[pl.DataFrame] = []
+        self.arrived_bytes = 0
         #: the lake files this pass writes, for the next pass should this one die
         self.journal = Journal(settings.data_dir / JOURNAL_NAME, "")
 
@@ -685,6 +688,8 @@ class IngestPass:
                 spool.add(self._apply(source, _SourceFiles(), ingest_id))
             if source == "order_items":
                 self._follow_moved_orders(ingest_id)
+            if SOURCES[source].first_delivery_wins:
+                spool.add(self._first_deliveries(source))
             spool.flush()
             self._park(spool_root / "_bookkeeping")
             self._read.clear()
@@ -726,33 +731,28 @@ class IngestPass:
         elif source == "order_items":
             dated, orphan_rejects = self._items(batch)
             rejects.append(orphan_rejects)
+        elif contract.first_delivery_wins:
+            # held, and resolved against the version index a spool's worth at a time: each
+            # resolve streams the whole index past the rows' keys (a 10M pass's events: 37
+            # chunks, up to 18.8M keys)
+            arrived = batch.drop("_raw").with_columns(date=pl.col(contract.date_column).dt.date())
+            self.arrived.append(arrived)
+            self.arrived_bytes += arrived.estimated_size()
+            if self.arrived_bytes > SPOOL_BYTES:
+                dated = self._first_deliveries(source)
         else:
             index = self._index(source)
             dated = batch.drop("_raw").with_columns(date=pl.col(contract.date_column).dt.date())
-            if contract.first_delivery_wins:
-                # lazily (streaming): half the eager unique's time on a chunk of events
-                first = (
-                    in_delivery_order(dated)
-                    .lazy()
-                    .unique(subset=list(contract.key), keep="first", maintain_order=True)
-                    .collect()
-                )
-                seen = _entries_of(index, first, list(contract.key)).select(contract.key)
-                new = without_keys(first, seen, list(contract.key))
-                report.redelivered += dated.height - new.height
-                dated = new
-                index = pl.concat([index, new.select(index.columns)])
-                report.touched |= set(new["date"].unique().to_list())
-            else:
-                index, winners, moved = merge_latest(dated, index, list(contract.key))
-                report.touched |= set(winners["date"].unique().to_list())
-                report.touched |= set(moved["_old_date"].unique().to_list())
-                if source == "orders" and moved.height:
-                    self.moved_orders = pl.concat(
-                        [self.moved_orders, moved.select("order_id", "date")]
-                    ).unique(subset="order_id", keep="last", maintain_order=True)
+            index, winners, moved = merge_latest(dated, index, list(contract.key))
+            report.touched |= set(winners["date"].unique().to_list())
+            report.touched |= set(moved["_old_date"].unique().to_list())
+            if source == "orders" and moved.height:
+                self.moved_orders = pl.concat(
+                    [self.moved_orders, moved.select("order_id", "date")]
+                ).unique(subset="order_id", keep="last", maintain_order=True)
             self.bookkeeping["lake", "_index", f"{source}.parquet"] = index
-        report.rows_loaded += (batch if dated is None else dated).height
+        if not contract.first_delivery_wins:  # those are counted as they are resolved
+            report.rows_loaded += (batch if dated is None else dated).height
         all_rejects = pl.concat(rejects) if rejects else pl.DataFrame(schema=REJECT_SCHEMA)
         if source == "order_items" and all_rejects.height:
             all_rejects = self._date_item_rejects(all_rejects, self._index("orders"))
@@ -762,6 +762,36 @@ class IngestPass:
         report.files_loaded.extend(p.name for p in src.to_archive)
         self.moves.extend((p, self.settings.archive_dir / source / p.name) for p in src.to_archive)
         return dated
+
+    def _first_deliveries(self, source: str) -> pl.DataFrame | None:
+        """The held rows (``arrived``) whose key was never delivered before, into the version
+        index; the rest (redeliveries) are counted and dropped.
+
+        Rows are held in delivery order (chunks in file-name order), so the first of a key
+        among them is the first delivered.
+        """
+        if not self.arrived:
+            return None
+        key = list(SOURCES[source].key)
+        report = self.reports[source]
+        arrived = pl.concat(self.arrived)
+        self.arrived, self.arrived_bytes = [], 0
+        # lazily (streaming): half the eager unique's time on a chunk of events
+        first = (
+            in_delivery_order(arrived)
+            .lazy()
+            .unique(subset=key, keep="first", maintain_order=True)
+            .collect()
+        )
+        index = self._index(source)
+        new = without_keys(first, _entries_of(index, first, key).select(key), key)
+        self.bookkeeping["lake", "_index", f"{source}.parquet"] = pl.concat(
+            [index, new.select(index.columns)]
+        )
+        report.redelivered += arrived.height - new.height
+        report.rows_loaded += new.height
+        report.touched |= set(new["date"].unique().to_list())
+        return new
 
     # ---- order items: dated by their order, orphans held back until it arrives
 

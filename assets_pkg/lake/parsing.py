@@ -1054,6 +1054,27 @@ def _runs_of_files(files: Sequence[tuple[str, bytes]], n: int) -> list[Sequence[
     return runs
 
 
+def _rows_of_files(valid: pl.DataFrame) -> dict[tuple[str], pl.DataFrame]:
+    """``valid``'s rows per ``_file_name``, as ``partition_by(..., as_dict=True)`` gives them.
+
+    Validation keeps the rows in their files' order, so each file's rows are one run of
+    ``valid``, taken as a slice (no copy): a partition copied every column of a chunk, then
+    the chunk's files were put back together (a chunk of events, 486 files: 0.066 s a
+    partition on 2 threads, and the reassembled chunk was slower to apply). Should a file's
+    rows not be one run, they are partitioned.
+    """
+    runs = valid["_file_name"].rle()
+    names = runs.struct.field("value")
+    if names.n_unique() != names.len():
+        return valid.partition_by("_file_name", as_dict=True, maintain_order=True)
+    at = 0
+    of: dict[tuple[str], pl.DataFrame] = {}
+    for name, n in zip(names.to_list(), runs.struct.field("len").to_list(), strict=True):
+        of[(name,)] = valid.slice(at, n)
+        at += n
+    return of
+
+
 def _parse_files(
     contract: SourceContract, files: Sequence[tuple[str, bytes]]
 ) -> tuple[list[ParsedFile], dict[str, Exception]]:
@@ -1081,7 +1102,7 @@ def _parse_files(
         return [], failed
     valid, rejects, collapsed = validate_files(contract, pl.concat(frames, how="diagonal_relaxed"))
     del frames
-    valid_of = valid.partition_by("_file_name", as_dict=True, maintain_order=True)
+    valid_of = _rows_of_files(valid)
     rejects_of = rejects.partition_by("file_name", as_dict=True, maintain_order=True)
     parsed = [
         ParsedFile(

@@ -5,7 +5,8 @@ Ingest applies each source's files in chunks of ``CHUNK_BYTES`` (so memory follo
 chunk, not the source) and holds the dated rows in a spool until ``SPOOL_BYTES``, then
 writes them to the lake. Here the generated dirty sample goes through two passes twice:
 with the shipped sizes (every source in one chunk, one lake write at its end) and with
-every file its own chunk and every chunk written at once (a day's rows in several files).
+every file its own chunk, every chunk written at once (a day's rows in several files) or
+all of them held to the source's end.
 Lake rows and where they live, version indexes, held-back items, staged rejects and the
 pass reports must be identical.
 """
@@ -74,13 +75,26 @@ def _two_passes(settings: Settings, sample: Path, root: Path) -> tuple[dict, lis
     return tables, reports
 
 
-def test_one_file_per_chunk_and_a_spool_written_per_chunk_equal_one_batch(
-    settings: Settings, sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    "spool_bytes",
+    [
+        pytest.param(1, id="every-chunk-written-at-once"),
+        # events are held across chunks and checked against their index once, at the end
+        pytest.param(None, id="chunks-held-to-the-end"),
+    ],
+)
+def test_one_file_per_chunk_equals_one_batch(
+    settings: Settings,
+    sample: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    spool_bytes: int | None,
 ):
     whole, whole_reports = _two_passes(settings, sample, tmp_path / "whole")
 
     monkeypatch.setattr(ingest, "CHUNK_BYTES", 1)
-    monkeypatch.setattr(ingest, "SPOOL_BYTES", 1)
+    if spool_bytes is not None:
+        monkeypatch.setattr(ingest, "SPOOL_BYTES", spool_bytes)
     chunked, chunked_reports = _two_passes(settings, sample, tmp_path / "chunked")
 
     assert chunked_reports == whole_reports
@@ -91,6 +105,9 @@ def test_one_file_per_chunk_and_a_spool_written_per_chunk_equal_one_batch(
     items = whole_reports[1]["order_items"]
     assert items["orphans_resolved"] > 0 or items["orphans_pending"] > 0
     assert whole["events"].height > 0 and whole["_index"].height > 0
+    # events redelivered in a later file, in one pass and across the two
+    assert whole_reports[0]["events"]["redelivered"] > 0
+    assert whole_reports[1]["events"]["redelivered"] > 0
 
 
 def test_spool_writes_every_row_once_a_flush_per_file_name() -> None:
