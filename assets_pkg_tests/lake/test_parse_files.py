@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
@@ -60,3 +61,24 @@ def test_one_pass_over_many_files_equals_each_file_alone(
         rejected += one.rejects.height
     # the sample carries bad rows of every kind: the comparison saw rejects, not only rows
     assert rejected > 0 and sum(p.valid.height for p in together) > 0
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        pytest.param(["a", "a", "b", "c", "c", "c"], id="each-file-one-run"),
+        pytest.param(["a", "b", "a", "c", "b"], id="a-file-in-two-runs"),
+        pytest.param([], id="no-rows"),
+    ],
+)
+def test_rows_of_files_are_the_partition_by_file(files: list[str]):
+    # a run's rows per file are slices where each file is one run, else a partition
+    valid = pl.DataFrame(
+        {"_file_name": files, "_row_number": list(range(1, len(files) + 1))},
+        schema={"_file_name": pl.String, "_row_number": pl.Int64},
+    )
+    expected = valid.partition_by("_file_name", as_dict=True, maintain_order=True)
+    got = parsing._rows_of_files(valid)
+    assert list(got) == list(expected)
+    for name, rows in expected.items():
+        assert_frame_equal(got[name], rows)
