@@ -678,11 +678,9 @@ class IngestPass:
             # at most two chunks of files in memory: this one applied, the next one parsed
             applied = False
             for src in self._read_source(source, fresh.pop(source)):
-                dated = self._apply(source, src, ingest_id)
-                if dated is not None:
-                    spool.add(dated)
+                spool.add(self._apply(source, src, ingest_id))
                 applied = True
-                del src, dated
+                del src
             if source == "order_items" and not applied:
                 # held-back items wait for their order, which may come with no item files
                 spool.add(self._apply(source, _SourceFiles(), ingest_id))
@@ -731,26 +729,25 @@ class IngestPass:
         elif source == "order_items":
             dated, orphan_rejects = self._items(batch)
             rejects.append(orphan_rejects)
-        elif contract.first_delivery_wins:
-            # held, and resolved against the version index a spool's worth at a time: each
-            # resolve streams the whole index past the rows' keys (a 10M pass's events: 37
-            # chunks, up to 18.8M keys)
-            arrived = batch.drop("_raw").with_columns(date=pl.col(contract.date_column).dt.date())
-            self.arrived.append(arrived)
-            self.arrived_bytes += arrived.estimated_size()
-            if self.arrived_bytes > SPOOL_BYTES:
-                dated = self._first_deliveries(source)
         else:
-            index = self._index(source)
             dated = batch.drop("_raw").with_columns(date=pl.col(contract.date_column).dt.date())
-            index, winners, moved = merge_latest(dated, index, list(contract.key))
-            report.touched |= set(winners["date"].unique().to_list())
-            report.touched |= set(moved["_old_date"].unique().to_list())
-            if source == "orders" and moved.height:
-                self.moved_orders = pl.concat(
-                    [self.moved_orders, moved.select("order_id", "date")]
-                ).unique(subset="order_id", keep="last", maintain_order=True)
-            self.bookkeeping["lake", "_index", f"{source}.parquet"] = index
+            if contract.first_delivery_wins:
+                # held, and resolved against the version index a spool's worth at a time:
+                # each resolve streams the whole index past the rows' keys (a 10M pass's
+                # events: 37 chunks, up to 18.8M keys)
+                self.arrived.append(dated)
+                self.arrived_bytes += dated.estimated_size()
+                over = self.arrived_bytes > SPOOL_BYTES
+                dated = self._first_deliveries(source) if over else None
+            else:
+                index, winners, moved = merge_latest(dated, self._index(source), list(contract.key))
+                report.touched |= set(winners["date"].unique().to_list())
+                report.touched |= set(moved["_old_date"].unique().to_list())
+                if source == "orders" and moved.height:
+                    self.moved_orders = pl.concat(
+                        [self.moved_orders, moved.select("order_id", "date")]
+                    ).unique(subset="order_id", keep="last", maintain_order=True)
+                self.bookkeeping["lake", "_index", f"{source}.parquet"] = index
         if not contract.first_delivery_wins:  # those are counted as they are resolved
             report.rows_loaded += (batch if dated is None else dated).height
         all_rejects = pl.concat(rejects) if rejects else pl.DataFrame(schema=REJECT_SCHEMA)
