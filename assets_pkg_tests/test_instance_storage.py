@@ -65,7 +65,12 @@ def _what_the_instance_says(instance: dg.DagsterInstance) -> dict:
     for key in (orders_by_day.key, sales_by_day.key):
         entry = instance.get_asset_records([key])[0].asset_entry
         records = instance.fetch_materializations(key, limit=1000).records
-        planned = instance.fetch_planned_materializations(key, limit=1000).records
+        # the index shard's planned events, as the instance's deprecated
+        # fetch_planned_materializations reads them
+        planned = instance.event_log_storage.get_event_records(
+            dg.EventRecordsFilter(dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, key),
+            limit=1000,
+        )
         latest = instance.get_latest_materialization_event(key)
         said[key.to_user_string()] = {
             "partitions": sorted(instance.get_materialized_partitions(key)),

@@ -681,12 +681,15 @@ def _timestamps(text: pl.Series) -> pl.Series:
     # arithmetic: 2.4x cheaper than rebuilding every value from the pattern's groups and
     # parsing that with an offset (``_canonical_timestamps``, the reference the property
     # tests hold this to). Without seconds, the local time ends at the minutes: no fraction.
+    # Every parse is uncached (``cache=False``): nearly every value differs, so the cache of
+    # parsed strings Polars keeps by default only costs (513k events' values: 0.041 s to
+    # 0.028 s to parse the local times).
     spelled = text.str.contains(TIMESTAMP_PATTERN).fill_null(False)
     with_seconds = spelled & (text.str.slice(16, 1) == ":")
     utc = (
         text.str.slice(0, 19)
         .str.replace(" ", "T", literal=True, n=1)
-        .str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S", strict=False)
+        .str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S", strict=False, cache=False)
     )
     # most values end at the seconds or in "Z": already UTC, nothing more to take. Told by
     # length (a spelled value is ASCII), so only the rest of those with more is cut out
@@ -703,7 +706,7 @@ def _timestamps(text: pl.Series) -> pl.Series:
         local = (
             short.str.slice(0, 16)
             .str.replace(" ", "T", literal=True, n=1)
-            .str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M", strict=False)
+            .str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M", strict=False, cache=False)
         )
         utc = utc.scatter(no_seconds.arg_true(), _with_tail(local, short.str.slice(16)))
     in_range = utc.is_between(EARLIEST_UTC, LATEST_UTC).fill_null(False)
@@ -764,7 +767,9 @@ def _canonical_timestamps(text: pl.Series) -> pl.Series:
         )
     ).to_series()
     return (
-        canonical.str.strptime(pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M:%S%.6f%z", strict=False)
+        canonical.str.strptime(
+            pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M:%S%.6f%z", strict=False, cache=False
+        )
         .dt.replace_time_zone(None)
         .cast(pl.Datetime("us"))
     )
