@@ -5,7 +5,10 @@ asset specs; the ingest op records a materialization for each daily partition it
 so the UI's partition status follows what actually landed.
 """
 
+from collections.abc import Iterator
+
 import dagster as dg
+from dagster._core.events import DagsterEventBatchMetadata, generate_event_batch_id
 from pydantic import Field
 
 from assets_pkg.checks import OWNERS
@@ -88,6 +91,26 @@ def lake_materializations(report: IngestReport, in_range) -> list[dg.AssetMateri
     return events
 
 
+def recorded(
+    context: dg.OpExecutionContext, materializations: list[dg.AssetMaterialization]
+) -> Iterator[dg.DagsterEvent]:
+    """What ``context.log_event`` records for each materialization, written as one batch.
+
+    A pass over a year of landing records about 1,500 lake partitions. Logged one by one,
+    each was its own transactions in the run's and the index's event-log databases: 2.8 s
+    at the end of a 10M-item pass, on one core. Marked as one batch, the instance writes
+    them together (``DAGSTER_EVENT_BATCH_SIZE``), as Dagster does for the materializations
+    of a ranged asset step; the op yields the events, as ``log_event`` leaves them to be.
+    """
+    step = context.get_step_execution_context()
+    batch = generate_event_batch_id()
+    last = len(materializations) - 1
+    for i, materialization in enumerate(materializations):
+        yield dg.DagsterEvent.asset_materialization(
+            step, materialization, DagsterEventBatchMetadata(batch, i == last)
+        )
+
+
 class IngestConfig(dg.Config):
     """Which landed files one ingest run takes."""
 
@@ -107,7 +130,7 @@ def ingest_landing(
     config: IngestConfig,
     platform: PlatformResource,
     lake: LakeResource,
-) -> list[str]:
+) -> Iterator[dg.DagsterEvent | dg.Output]:
     with storage_errors():
         # no warehouse here: rejects are staged beside the lake and published by the next
         # op, so ingest never waits behind a long warehouse step
@@ -119,15 +142,16 @@ def ingest_landing(
             log=context.log.warning,
             only=config.files or None,
         )
-        for event in lake_materializations(report, settings.in_range):
-            context.log_event(event)
+        yield from recorded(context, lake_materializations(report, settings.in_range))
         for source, r in report.sources.items():
             context.log.info(
                 f"{source}: {len(r.files_loaded)} file(s) loaded, {r.rows_loaded} rows, "
                 f"{r.rows_rejected} rejected, {len(r.files_quarantined)} file(s) quarantined, "
                 f"{len(r.files_unchanged)} unchanged re-landing(s)"
             )
-        return sorted(d.isoformat() for d in report.touched_dates() if settings.in_range(d))
+        yield dg.Output(
+            sorted(d.isoformat() for d in report.touched_dates() if settings.in_range(d))
+        )
 
 
 @dg.op(
