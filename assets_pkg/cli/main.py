@@ -38,6 +38,8 @@ console = Console(stderr=False)
 err = Console(stderr=True)
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+#: seconds between polls of a run's events for the progress line on a terminal
+PROGRESS_POLL_S = 1.0
 
 
 class CommandError(Exception):
@@ -135,24 +137,13 @@ def _execute(
             outcome["result"] = exc
 
     worker = threading.Thread(target=target, daemon=True)
-    with Progress(
-        TextColumn(f"[bold]{label}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("", total=len(job.graph.node_dict))
-        steps = StepProgress()
+    if not err.is_terminal:
+        # no one to show a progress line to (a log, a pipe, a scheduler): polling the event
+        # log and rendering the line cost a 10M-item ingest about 4 CPU seconds, beside the run
         worker.start()
-        while worker.is_alive():
-            worker.join(0.5)
-            if not in_process:
-                run_id = _run_id_by_tag(instance, INVOCATION_TAG, tags[INVOCATION_TAG]) or run_id
-            steps.poll(instance, run_id)
-            progress.update(task, completed=steps.done, description=steps.current)
+        worker.join()
+    else:
+        _follow(worker, instance, run_id, job, label, None if in_process else tags)
     result = outcome["result"]
     if isinstance(result, BaseException):
         raise result
@@ -171,6 +162,40 @@ def _run_id_by_tag(instance: dg.DagsterInstance, key: str, value: str) -> str | 
     except Exception:
         return None
     return records[0].dagster_run.run_id if records else None
+
+
+def _follow(
+    worker: threading.Thread,
+    instance: dg.DagsterInstance,
+    run_id: str,
+    job: dg.JobDefinition,
+    label: str,
+    tags: dict[str, str] | None,
+) -> None:
+    """Start ``worker`` (the run) and show its steps on a progress line until it ends.
+
+    The line is drawn after each poll of the run's events, once a second, not by a refresh
+    thread ten times a second; ``tags`` (a run in other processes) find the run's id.
+    """
+    with Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        auto_refresh=False,
+    ) as progress:
+        task = progress.add_task("", total=len(job.graph.node_dict))
+        steps = StepProgress()
+        worker.start()
+        while worker.is_alive():
+            worker.join(PROGRESS_POLL_S)
+            if tags is not None:
+                run_id = _run_id_by_tag(instance, INVOCATION_TAG, tags[INVOCATION_TAG]) or run_id
+            steps.poll(instance, run_id)
+            progress.update(task, completed=steps.done, description=steps.current, refresh=True)
 
 
 class StepProgress:

@@ -156,7 +156,25 @@ def _read_header(reader: Iterator[list[str]]) -> tuple[list[str], int]:
     return [], skipped
 
 
+#: the header is looked for in the text's lines up to this many characters first
+HEADER_PREFIX = 1 << 16
+
+
 def _csv_header(text: str) -> tuple[list[str], int]:
+    # A reader over the whole text copies it first (1.4 ms for 0.8 MB of orders, some 1.5
+    # CPU seconds of a 10M-item pass): the lines of a prefix cut at a line end hold the
+    # same first records. Only a header past it, or cut by it (the reader refuses the
+    # quote left open), needs the whole text.
+    cut = text.find("\n", HEADER_PREFIX) + 1
+    if cut:
+        try:
+            header, skipped = _read_header(
+                csv.reader(io.StringIO(text[:cut], newline=""), strict=True)
+            )
+            if header:
+                return header, skipped
+        except csv.Error:
+            pass
     try:
         return _read_header(csv.reader(io.StringIO(text, newline=""), strict=True))
     except csv.Error as exc:

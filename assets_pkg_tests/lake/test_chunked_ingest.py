@@ -25,7 +25,7 @@ from polars.testing import assert_frame_equal
 from assets_pkg.config import Settings
 from assets_pkg.contracts import INGEST_ORDER
 from assets_pkg.lake import ingest
-from assets_pkg.lake.ingest import IngestPass, Spool
+from assets_pkg.lake.ingest import IngestPass, RowSize, Spool
 from assets_pkg.resources.lake import LakeResource
 from assets_pkg.sample.generator import generate
 
@@ -273,3 +273,22 @@ def test_items_keep_delivery_order_and_a_pending_row_met_again_is_taken_once(set
     ]
     assert orphans.height == 0
     assert pass_.reports["order_items"].orphans_resolved == 1
+
+
+def test_row_size_measures_a_sources_first_rows_and_scales_by_rows_after() -> None:
+    """The spool's bound measures rows once: later frames are sized by their row count."""
+    first = pl.DataFrame({"id": [f"event-{i:08d}" for i in range(100)], "n": range(100)})
+    later = pl.DataFrame({"id": [f"event-{i:08d}" for i in range(300)], "n": range(300)})
+    size = RowSize()
+    assert size.of(first.clear()) == 0  # no rows: nothing measured yet
+    assert size.of(first) == first.estimated_size()
+    assert size.of(later) == round(3 * first.estimated_size())
+    assert abs(size.of(later) - later.estimated_size()) <= 0.05 * later.estimated_size()
+    # the spool bounds what it holds by the same measure: past twice the first frame, it writes
+    written: list[tuple[str, pl.DataFrame]] = []
+    spool = Spool(lambda frame, tag: written.append((tag, frame)), limit=2 * first.estimated_size())
+    spool.add(first)
+    spool.add(first)
+    assert written == []
+    spool.add(first.head(50))
+    assert [frame.height for _, frame in written] == [250]

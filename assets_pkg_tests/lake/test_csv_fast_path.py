@@ -8,6 +8,10 @@ read the same either way, or fail the same way.
 
 from __future__ import annotations
 
+import csv
+import io
+from unittest import mock
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -116,3 +120,33 @@ def test_files_without_quotes_read_as_the_strict_reader_reads_them(text: str):
     # the fast path joins such a file's values without quoting them, and looks for blank
     # records only where the first field is blank
     assert_same(outcome(lambda t: read_csv_rows(ORDERS, t), text), outcome(strict, text))
+
+
+def whole_text_header(text: str) -> tuple:
+    """The header as a reader over the whole text finds it (what ``_csv_header`` must give)."""
+    try:
+        return parsing._read_header(csv.reader(io.StringIO(text, newline=""), strict=True))
+    except csv.Error:
+        return ("bad_csv",)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(["", " ", "\t,", "\r"]), max_size=3),
+    st.lists(field(), min_size=1, max_size=4),
+    csv_text(),
+    st.integers(min_value=0, max_value=40),
+)
+def test_the_header_read_from_a_prefix_is_the_whole_texts(
+    blanks: list[str], first: list[str], text: str, prefix: int
+):
+    """Any cut of the prefix (before the header, inside a quoted one, past it) reads the
+    same header, blank records before it, or refusal as a reader over the whole text."""
+    text = "".join(line + "\n" for line in blanks) + ",".join(first) + "\n" + text
+    with mock.patch.object(parsing, "HEADER_PREFIX", prefix):
+        try:
+            got: tuple = parsing._csv_header(text)
+        except UnreadableFile as exc:
+            assert exc.reason == "bad_csv"
+            got = ("bad_csv",)
+    assert got == whole_text_header(text)
