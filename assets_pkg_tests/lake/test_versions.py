@@ -13,12 +13,14 @@ from polars.testing import assert_frame_equal
 
 from assets_pkg.contracts import SOURCES
 from assets_pkg.lake.ingest import (
+    files_in_delivery_order,
     in_delivery_order,
     index_schema,
     is_landed,
     merge_latest,
     without_keys,
 )
+from assets_pkg.lake.parsing import REJECT_SCHEMA, ParsedFile
 
 ORDERS = SOURCES["orders"]
 ITEMS = SOURCES["order_items"]
@@ -185,6 +187,37 @@ def test_a_batch_in_delivery_order_merges_as_a_shuffled_one(versions, cut, shuff
     assert_frame_equal(in_delivery_order(frame(mixed)), ordered.sort("_file_name", "_row_number"))
     for got, want in zip(merge(ordered, index), merge(frame(mixed), index), strict=True):
         assert_frame_equal(got, want, check_row_order=False)
+
+
+_FILES = st.lists(
+    st.tuples(
+        st.sampled_from(["orders_1.csv", "orders_10.csv", "orders_2.csv", "orders_é.csv"]),
+        st.lists(st.integers(1, 9), unique=True, max_size=4),
+    ),
+    max_size=4,
+    unique_by=lambda f: f[0],  # a source's file names are distinct
+)
+
+
+@given(files=_FILES)
+def test_files_in_delivery_order_orders_a_chunk_as_the_row_by_row_check(files):
+    """Told per file (names, then each file's row numbers), a chunk comes out of
+    ``in_delivery_order`` as the check of every row against the one before leaves it."""
+    parsed = [
+        ParsedFile(
+            "orders",
+            name,
+            frame([(f"O{row}", D1, name, row) for row in rows]),
+            pl.DataFrame(schema=REJECT_SCHEMA),
+            0,
+        )
+        for name, rows in files
+    ]
+    chunk = pl.concat([p.valid for p in parsed]) if parsed else empty()
+    told = files_in_delivery_order(parsed)
+    assert_frame_equal(in_delivery_order(chunk, told), in_delivery_order(chunk))
+    if told:  # never says so of rows out of order
+        assert in_delivery_order(chunk) is chunk
 
 
 def test_composite_key_of_order_items():
