@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import gc
 import json
 import os
 import shutil
@@ -137,13 +138,20 @@ def _execute(
             outcome["result"] = exc
 
     worker = threading.Thread(target=target, daemon=True)
-    if not err.is_terminal:
-        # no one to show a progress line to (a log, a pipe, a scheduler): polling the event
-        # log and rendering the line cost a 10M-item ingest about 4 CPU seconds, beside the run
-        worker.start()
-        worker.join()
-    else:
-        _follow(worker, instance, run_id, job, label, None if in_process else tags)
+    # What is loaded by now (Dagster, the definitions, the instance) outlives the run: left
+    # out of the collector's full passes while it runs, which walked it all each time (a
+    # 1M-item backfill's 0.58 s of them to 0.28 s), and handed back to it after.
+    gc.freeze()
+    try:
+        if not err.is_terminal:
+            # no one to show a progress line to (a log, a pipe, a scheduler): polling the
+            # event log and drawing the line cost a 10M-item ingest about 4 CPU seconds
+            worker.start()
+            worker.join()
+        else:
+            _follow(worker, instance, run_id, job, label, None if in_process else tags)
+    finally:
+        gc.unfreeze()
     result = outcome["result"]
     if isinstance(result, BaseException):
         raise result
