@@ -703,12 +703,15 @@ def _timestamps(text: pl.Series) -> pl.Series:
     # parsed strings Polars keeps by default only costs (513k events' values: 0.041 s to
     # 0.028 s to parse the local times).
     spelled = text.str.contains(TIMESTAMP_PATTERN).fill_null(False)
-    with_seconds = spelled & (text.str.slice(16, 1) == ":")
     utc = (
         text.str.slice(0, 19)
         .str.replace(" ", "T", literal=True, n=1)
         .str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S", strict=False, cache=False)
     )
+    # a spelled value has its seconds where that parse reads a time: else the 17th
+    # character is no ":" (or the date or time is invalid, which the route from the minutes
+    # finds as well); cheaper than cutting out the character (24 ms a million values)
+    with_seconds = spelled & utc.is_not_null()
     # most values end at the seconds or in "Z": already UTC, nothing more to take. Told by
     # length (a spelled value is ASCII), so only the rest of those with more is cut out
     n = text.str.len_bytes()
