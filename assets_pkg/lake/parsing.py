@@ -165,18 +165,19 @@ def _csv_header(text: str) -> tuple[list[str], int]:
     # CPU seconds of a 10M-item pass): the lines of a prefix cut at a line end hold the
     # same first records. Only a header past it, or cut by it (the reader refuses the
     # quote left open), needs the whole text.
+    def header_of(lines: str) -> tuple[list[str], int]:
+        return _read_header(csv.reader(io.StringIO(lines, newline=""), strict=True))
+
     cut = text.find("\n", HEADER_PREFIX) + 1
     if cut:
         try:
-            header, skipped = _read_header(
-                csv.reader(io.StringIO(text[:cut], newline=""), strict=True)
-            )
+            header, skipped = header_of(text[:cut])
             if header:
                 return header, skipped
         except csv.Error:
             pass
     try:
-        return _read_header(csv.reader(io.StringIO(text, newline=""), strict=True))
+        return header_of(text)
     except csv.Error as exc:
         raise UnreadableFile("bad_csv", f"cannot read the CSV header: {exc}") from None
 
