@@ -18,10 +18,12 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,22 @@ def write_parquet_file(df: pl.DataFrame, path: Path) -> None:
 WRITE_THREADS = 4
 #: attempts at the compare-and-swap of a manifest before giving up (a writer raced us)
 MANIFEST_SWAP_ATTEMPTS = 8
+
+
+def _owner() -> str:
+    """``host-pid`` of this process, as a pin's name carries it."""
+    host = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname()) or "host"
+    return f"{host}-{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def partition_dir(day: dt.date) -> str:
@@ -190,6 +208,76 @@ class LakeResource(dg.ConfigurableResource):
         if source is None:
             return pl.LazyFrame(schema=schema)
         return pl.scan_parquet(source, storage_options=self.storage_options())
+
+    @contextlib.contextmanager
+    def pinned_scan(self, *parts: str, schema: dict[str, pl.DataType]) -> Iterator[pl.LazyFrame]:
+        """``scan_file`` of the file's current copy, held as it is while the block runs.
+
+        A lazy scan reads a file's footer when it is planned and its data when collected;
+        a writer that replaces the file in between (an ingest pass committing its version
+        indexes while a backfill stages) would hand the collect another file's bytes at the
+        old footer's offsets ("Invalid thrift"). Local: a hard link to the current copy
+        under a private dot-name beside it (the replaced inode lives on through it); S3:
+        the current object downloaded to a temp file (a superseded object is deleted).
+        """
+        if self.is_s3:
+            with tempfile.TemporaryDirectory(prefix="lake-pin-") as spool:
+                local = self._s3_download(parts, Path(spool) / "pinned.parquet")
+                yield pl.LazyFrame(schema=schema) if local is None else pl.scan_parquet(local)
+            return
+        target = self.path(*parts)
+        pin = target.with_name(f".{target.name}.{_owner()}.{uuid.uuid4().hex}.pin")
+        self._sweep_pins(target)
+        try:
+            try:
+                os.link(target, pin)
+            except FileNotFoundError:
+                yield pl.LazyFrame(schema=schema)
+                return
+            except OSError:  # a filesystem without hard links: a copy
+                try:
+                    shutil.copyfile(target, pin)
+                except FileNotFoundError:
+                    yield pl.LazyFrame(schema=schema)
+                    return
+            yield pl.scan_parquet(pin)
+        finally:
+            pin.unlink(missing_ok=True)
+
+    @staticmethod
+    def _sweep_pins(target: Path) -> None:
+        """Remove pins left by this host's processes that died (killed, they never unlinked
+        theirs); another host's pins (a shared volume) are left to that host."""
+        host = _owner().rpartition("-")[0]
+        for stale in target.parent.glob(f".{target.name}.*.pin"):
+            owner = stale.name.removeprefix(f".{target.name}.").split(".", 1)[0]
+            pin_host, _, pid = owner.rpartition("-")
+            if pin_host == host and pid.isdigit() and not _alive(int(pid)):
+                stale.unlink(missing_ok=True)
+
+    def _s3_download(self, parts: tuple[str, ...], local: Path) -> Path | None:
+        """The current object of a logical file, to ``local``; None when there is none.
+
+        The object can be superseded and deleted between the manifest read and the
+        download: then the manifest is read again.
+        """
+        from botocore.exceptions import ClientError
+
+        *folder, name = parts
+        for _ in range(MANIFEST_SWAP_ATTEMPTS):
+            key = self._load_manifest(self._dir_key(tuple(folder)))[0]["files"].get(name)
+            if key is None:
+                return None
+            try:
+                got = self._call("GET", key, self.client.get_object, Key=key)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "NoSuchKey":
+                    continue
+                raise
+            with open(local, "wb") as fh:
+                shutil.copyfileobj(got["Body"], fh, 1 << 20)
+            return local
+        raise TimeoutError(f"{self.url(*parts)} kept being replaced while it was downloaded")
 
     def exists(self, *parts: str) -> bool:
         return self._current(parts) is not None

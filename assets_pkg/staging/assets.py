@@ -1,5 +1,6 @@
 """Staging assets: typed, one row per key, Parquet partitioned by business date."""
 
+import contextlib
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
@@ -175,9 +176,19 @@ def check_complete(
 
 
 def scan_index(lake: LakeResource, contract: SourceContract) -> pl.LazyFrame:
-    return lake.scan_file(
-        "lake", "_index", f"{contract.name}.parquet", schema=index_schema(contract)
-    )
+    """The version index, read when collected (only while ingest cannot replace it)."""
+    return lake.scan_file(*index_parts(contract), schema=index_schema(contract))
+
+
+def pinned_index(
+    lake: LakeResource, contract: SourceContract
+) -> contextlib.AbstractContextManager[pl.LazyFrame]:
+    """The version index as it is now, unchanged by passes that commit while it is held."""
+    return lake.pinned_scan(*index_parts(contract), schema=index_schema(contract))
+
+
+def index_parts(contract: SourceContract) -> tuple[str, ...]:
+    return ("lake", "_index", f"{contract.name}.parquet")
 
 
 FACT_RULES = ["completeness", "validity", "reject_rate", "schema_change"]
@@ -256,9 +267,10 @@ def _fact_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
         warehouse: WarehouseResource,
         quality: QualityResource,
     ) -> dg.MaterializeResult:
-        with storage_errors():
+        # the version index as it is now, for the whole run: the lake only grows past it
+        # (a pass writes its lake files before its index), so every version it lists is read
+        with storage_errors(), pinned_index(lake, contract) as index:
             days = run_days(context)
-            index = scan_index(lake, contract)
             rejects = reject_counts(warehouse, source, days)
             counts: dict[dt.date, int] = {}
             duplicates = null_keys = 0

@@ -121,6 +121,41 @@ def test_write_file_uploads_a_finished_file_through_the_manifest(s3_lake, moto_p
     assert parked.exists()
 
 
+def test_a_pinned_scan_keeps_reading_an_object_superseded_and_deleted(s3_lake, moto_port):
+    lake = LakeResource(root=s3_lake)
+    parts = ("lake", "_index", "orders.parquet")
+    with lake.pinned_scan(*parts, schema=SCHEMA) as index:
+        assert index.collect().height == 0  # no index yet
+    lake.write(_frame("a", "b"), *parts)
+    with lake.pinned_scan(*parts, schema=SCHEMA) as index:
+        lake.write(_frame("c"), *parts)  # a pass commits: the old object is deleted
+        prefix = "platform/lake/_index/"
+        keys = [k for k in bucket_keys(moto_port, _bucket(s3_lake)) if k.startswith(prefix)]
+        assert len([k for k in keys if k.endswith(".parquet")]) == 1
+        assert index.collect()["id"].to_list() == ["a", "b"]
+    assert lake.read(*parts)["id"].to_list() == ["c"]
+
+
+def test_a_pin_reads_the_manifest_again_when_its_object_vanishes_first(s3_lake, monkeypatch):
+    lake = LakeResource(root=s3_lake)
+    parts = ("lake", "_index", "orders.parquet")
+    lake.write(_frame("a"), *parts)
+    load = LakeResource._load_manifest
+    reads = []
+
+    def superseded_after_read(self, folder_key):
+        got = load(self, folder_key)
+        reads.append(folder_key)
+        if len(reads) == 1:  # between this read and the download, a pass commits
+            lake.write(_frame("b", "c"), *parts)
+        return got
+
+    monkeypatch.setattr(LakeResource, "_load_manifest", superseded_after_read)
+    with lake.pinned_scan(*parts, schema=SCHEMA) as index:
+        assert index.collect()["id"].to_list() == ["b", "c"]
+    assert reads[0] == reads[-1] and len(reads) >= 3  # read, (the write's own), read again
+
+
 def test_readers_find_objects_through_the_manifest_never_by_listing(s3_lake, moto_port):
     lake = LakeResource(root=s3_lake)
     lake.write(_frame("a"), "lake", "orders", "date=2024-03-01", "ing-1.parquet")
