@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,6 +96,8 @@ class Journal:
     #: lake files (as path parts) the pass is writing or has written
     written: list[tuple[str, ...]] = field(default_factory=list)
     commit: Commit | None = None
+    #: a spool's flushes record their files from a writer thread
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
     def load(cls, path: Path) -> Journal | None:
@@ -122,8 +125,9 @@ class Journal:
         """Record lake files before they are written: no file of the pass exists unrecorded."""
         parts = list(parts)
         if parts:
-            self.written.extend(parts)
-            self._save()
+            with self._lock:
+                self.written.extend(parts)
+                self._save()
 
     def committing(self, commit: Commit) -> None:
         """The lake files are written; from here the pass is finished, not undone."""

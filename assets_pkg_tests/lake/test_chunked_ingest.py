@@ -16,6 +16,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import shutil
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
@@ -124,6 +127,51 @@ def test_spool_writes_every_row_once_a_flush_per_file_name() -> None:
     assert tags[0] == "" and len(set(tags)) == len(tags)
     # every row once, in the order added
     assert_frame_equal(pl.concat([frame for _, frame in written]), rows)
+
+
+def test_a_spool_with_a_writer_flushes_in_the_background_one_write_at_a_time() -> None:
+    rows = pl.DataFrame({"date": [dt.date(2024, 1, 1)] * 9, "n": range(9)})
+    release = [threading.Event() for _ in range(2)]
+    started: list[str] = []
+    written: list[tuple[str, pl.DataFrame]] = []
+
+    def write(frame: pl.DataFrame, tag: str) -> None:
+        started.append(tag)
+        assert release[len(started) - 1].wait(10)
+        written.append((tag, frame))
+
+    with ThreadPoolExecutor(max_workers=2) as writer:
+        spool = Spool(write, limit=10**9, writer=writer)
+        spool.add(rows.slice(0, 3))
+        spool.flush()  # returns with its write under way
+        spool.add(rows.slice(3, 3))
+        assert written == [] and spool.frames
+        second = threading.Thread(target=spool.flush)
+        second.start()
+        second.join(0.3)
+        # the second flush waits for the first write: one in flight, never two
+        assert second.is_alive() and started == [""]
+        release[0].set()
+        second.join(10)
+        assert not second.is_alive()
+        deadline = time.monotonic() + 10
+        while len(started) < 2 and time.monotonic() < deadline:  # the writer takes it up
+            time.sleep(0.01)
+        assert started == ["", "-0001"]
+        release[1].set()
+        spool.wait()
+        assert [tag for tag, _ in written] == ["", "-0001"]
+        assert_frame_equal(pl.concat([f for _, f in written]), rows.head(6))
+
+        def fail(frame: pl.DataFrame, tag: str) -> None:
+            raise OSError(28, "No space left on device")
+
+        failing = Spool(fail, writer=writer)
+        failing.add(rows)
+        failing.flush()  # the error is the write's, raised where the pass waits for it
+        with pytest.raises(OSError, match="No space left"):
+            failing.wait()
+        failing.wait()  # raised once
 
 
 def test_spool_under_its_limit_writes_once_at_the_end() -> None:
