@@ -167,6 +167,11 @@ def ingest_lock(data_dir: Path, timeout_s: float = 600.0) -> Iterator[None]:
 # --------------------------------------------------------------------------- versions
 
 
+def index_parts(source: str) -> tuple[str, ...]:
+    """Where a source's version index lives in the lake."""
+    return ("lake", "_index", f"{source}.parquet")
+
+
 def index_schema(contract: SourceContract) -> dict[str, pl.DataType]:
     return {k: contract.column(k).dtype for k in contract.key} | {
         "date": pl.Date(),
@@ -692,7 +697,7 @@ class IngestPass:
 
     def _index(self, source: str) -> pl.DataFrame:
         """The source's version index: this pass's, once a chunk has changed it."""
-        parts = ("lake", "_index", f"{source}.parquet")
+        parts = index_parts(source)
         return self._bookkept(parts, index_schema(SOURCES[source]))
 
     def _bookkept(self, parts: tuple[str, ...], schema: dict[str, pl.DataType]) -> pl.DataFrame:
@@ -824,7 +829,7 @@ class IngestPass:
                     self.moved_orders = pl.concat(
                         [self.moved_orders, moved.select("order_id", "date")]
                     ).unique(subset="order_id", keep="last", maintain_order=True)
-                self.bookkeeping["lake", "_index", f"{source}.parquet"] = index
+                self.bookkeeping[index_parts(source)] = index
         if not contract.first_delivery_wins:  # those are counted as they are resolved
             report.rows_loaded += (batch if dated is None else dated).height
         all_rejects = pl.concat(rejects) if rejects else pl.DataFrame(schema=REJECT_SCHEMA)
@@ -861,9 +866,7 @@ class IngestPass:
         )
         index = self._index(source)
         new = without_keys(first, _entries_of(index, first, key).select(key), key)
-        self.bookkeeping["lake", "_index", f"{source}.parquet"] = pl.concat(
-            [index, new.select(index.columns)]
-        )
+        self.bookkeeping[index_parts(source)] = pl.concat([index, new.select(index.columns)])
         report.redelivered += arrived.height - new.height
         report.rows_loaded += new.height
         report.touched |= set(new["date"].unique().to_list())
@@ -921,7 +924,7 @@ class IngestPass:
         index, winners, moved = merge_latest(known, self._index("order_items"), key)
         report.touched |= set(winners["date"].unique().to_list())
         report.touched |= set(moved["_old_date"].unique().to_list())
-        self.bookkeeping["lake", "_index", "order_items.parquet"] = index
+        self.bookkeeping[index_parts("order_items")] = index
 
         orphan_rejects = new_orphans.select(
             source=pl.lit("order_items"),
@@ -969,7 +972,7 @@ class IngestPass:
             ingest_id,
             tag="-moved",
         )
-        self.bookkeeping["lake", "_index", "order_items.parquet"] = (
+        self.bookkeeping[index_parts("order_items")] = (
             index.join(moved_orders.rename({"date": "_new_date"}), on="order_id", how="left")
             .with_columns(date=pl.coalesce("_new_date", "date"))
             .drop("_new_date")

@@ -51,6 +51,15 @@ WRITE_THREADS = 4
 MANIFEST_SWAP_ATTEMPTS = 8
 
 
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """``dst`` as a new name of ``src``'s file, or a copy of it on another filesystem (or one
+    without hard links); ``FileNotFoundError`` when ``src`` is gone."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
 def _owner() -> str:
     """``host-pid`` of this process, as a pin's name carries it."""
     host = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname()) or "host"
@@ -141,14 +150,7 @@ class LakeResource(dg.ConfigurableResource):
         """
         if self.is_s3:
             return self._s3_put(local, parts)
-
-        def link_or_copy(tmp: Path) -> None:
-            try:
-                os.link(local, tmp)
-            except OSError:  # another filesystem, or one without hard links
-                shutil.copyfile(local, tmp)
-
-        return self._replace(parts, link_or_copy)
+        return self._replace(parts, lambda tmp: _link_or_copy(local, tmp))
 
     def _replace(self, parts: tuple[str, ...], fill: Callable[[Path], None]) -> Path:
         """A local file made whole beside its target (``fill`` a temp name), synced to disk,
@@ -230,17 +232,12 @@ class LakeResource(dg.ConfigurableResource):
         self._sweep_pins(target)
         try:
             try:
-                os.link(target, pin)
-            except FileNotFoundError:
-                yield pl.LazyFrame(schema=schema)
-                return
-            except OSError:  # a filesystem without hard links: a copy
-                try:
-                    shutil.copyfile(target, pin)
-                except FileNotFoundError:
-                    yield pl.LazyFrame(schema=schema)
-                    return
-            yield pl.scan_parquet(pin)
+                _link_or_copy(target, pin)
+            except FileNotFoundError:  # no such file yet
+                frame = pl.LazyFrame(schema=schema)
+            else:
+                frame = pl.scan_parquet(pin)
+            yield frame
         finally:
             pin.unlink(missing_ok=True)
 

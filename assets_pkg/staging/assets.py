@@ -24,7 +24,7 @@ from assets_pkg.contracts import (
     TableContract,
     staging_contract,
 )
-from assets_pkg.lake.ingest import index_schema
+from assets_pkg.lake.ingest import index_parts, index_schema
 from assets_pkg.metadata import (
     carrying_day,
     frame_schema,
@@ -177,18 +177,14 @@ def check_complete(
 
 def scan_index(lake: LakeResource, contract: SourceContract) -> pl.LazyFrame:
     """The version index, read when collected (only while ingest cannot replace it)."""
-    return lake.scan_file(*index_parts(contract), schema=index_schema(contract))
+    return lake.scan_file(*index_parts(contract.name), schema=index_schema(contract))
 
 
 def pinned_index(
     lake: LakeResource, contract: SourceContract
 ) -> contextlib.AbstractContextManager[pl.LazyFrame]:
     """The version index as it is now, unchanged by passes that commit while it is held."""
-    return lake.pinned_scan(*index_parts(contract), schema=index_schema(contract))
-
-
-def index_parts(contract: SourceContract) -> tuple[str, ...]:
-    return ("lake", "_index", f"{contract.name}.parquet")
+    return lake.pinned_scan(*index_parts(contract.name), schema=index_schema(contract))
 
 
 FACT_RULES = ["completeness", "validity", "reject_rate", "schema_change"]
