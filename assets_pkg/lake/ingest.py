@@ -17,7 +17,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +36,7 @@ from assets_pkg.lake.parsing import (
     parse_file,
     parse_files,
 )
-from assets_pkg.prefetch import prefetched
+from assets_pkg.prefetch import Behind, prefetched
 from assets_pkg.resources.lake import LakeResource, partition_dir, write_parquet_file
 from assets_pkg.resources.warehouse import WarehouseResource, arrow_view, ensure_schemas
 
@@ -349,12 +349,11 @@ class Spool:
         self.write = write
         self.limit = SPOOL_BYTES if limit is None else limit
         self.size = size or RowSize()
-        #: where flushes are written while the caller goes on (None: in ``flush`` itself)
-        self.writer = writer
+        #: flushes are written on ``writer`` while the caller goes on (None: in ``flush``)
+        self.behind = Behind(writer)
         self.frames: list[pl.DataFrame] = []
         self.held = 0
         self.flushes = 0
-        self._in_flight: Future[None] | None = None
 
     def add(self, rows: pl.DataFrame | None) -> None:
         if rows is None or rows.height == 0:
@@ -373,18 +372,11 @@ class Spool:
         self.frames, self.held = [], 0
         tag = f"-{self.flushes:04d}" if self.flushes else ""
         self.flushes += 1
-        # one flush in flight at most: what waits for the lake stays bounded
-        self.wait()
-        if self.writer is None:
-            self.write(rows, tag)
-        else:
-            self._in_flight = self.writer.submit(self.write, rows, tag)
+        self.behind.submit(self.write, rows, tag)  # one flush in flight at most
 
     def wait(self) -> None:
         """Return once the flush in flight is in the lake; raise its error if it failed."""
-        in_flight, self._in_flight = self._in_flight, None
-        if in_flight is not None:
-            in_flight.result()
+        self.behind.wait()
 
 
 class IngestPass:
