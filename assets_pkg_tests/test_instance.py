@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import sqlalchemy.exc
 from dagster._core.instance.config import dagster_instance_config
 
 from assets_pkg.config import REPO_DIR
@@ -65,3 +66,53 @@ def test_many_processes_on_a_fresh_home_create_one_working_instance(settings):
     assert (home / "dagster.yaml").read_text() == TEMPLATE.read_text()
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert instance.get_run_records() == []
+
+
+def _collision(statement: str) -> sqlalchemy.exc.ProgrammingError:
+    return sqlalchemy.exc.ProgrammingError(statement, {}, Exception("relation already exists"))
+
+
+def test_a_table_creation_lost_to_another_machine_opens_the_instance_again(settings, monkeypatch):
+    import dagster as dg
+
+    from assets_pkg import instance as instance_module
+
+    real_get = dg.DagsterInstance.get
+    calls = []
+
+    def get():
+        calls.append(len(calls))
+        if len(calls) < 3:  # two machines beat this one to the tables
+            raise _collision("\nCREATE TABLE jobs (\n\tid BIGSERIAL NOT NULL, ...)")
+        return real_get()
+
+    monkeypatch.setattr(dg.DagsterInstance, "get", staticmethod(get))
+    monkeypatch.setattr(instance_module.time, "sleep", lambda s: None)
+    with instance_module.ensure_instance(settings) as instance:
+        assert instance.get_run_records() == []
+    assert calls == [0, 1, 2]
+
+
+def test_other_database_errors_and_a_lasting_collision_are_raised(settings, monkeypatch):
+    import dagster as dg
+
+    from assets_pkg import instance as instance_module
+
+    def refused():
+        raise sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(dg.DagsterInstance, "get", staticmethod(refused))
+    with pytest.raises(sqlalchemy.exc.OperationalError, match="connection refused"):
+        instance_module.ensure_instance(settings)  # not a creation: raised at once
+
+    calls = []
+
+    def always_collides():
+        calls.append(1)
+        raise _collision("CREATE INDEX idx_jobs ON jobs (job_origin_id)")
+
+    monkeypatch.setattr(dg.DagsterInstance, "get", staticmethod(always_collides))
+    monkeypatch.setattr(instance_module.time, "sleep", lambda s: None)
+    with pytest.raises(sqlalchemy.exc.ProgrammingError, match="CREATE INDEX"):
+        instance_module.ensure_instance(settings)
+    assert len(calls) == instance_module.CREATE_ATTEMPTS

@@ -5,12 +5,14 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import random
 import shutil
 import socket
 import time
 from pathlib import Path
 
 import dagster as dg
+import sqlalchemy.exc
 
 from assets_pkg.config import Settings
 
@@ -23,11 +25,18 @@ def dagster_home(settings: Settings) -> Path:
     return Path(home).expanduser().resolve() if home else settings.default_dagster_home
 
 
+#: attempts at opening an instance whose tables another machine is creating at that moment
+CREATE_ATTEMPTS = 6
+
+
 def ensure_instance(settings: Settings) -> dg.DagsterInstance:
     """Open the instance, seeding and migrating it first under a file lock.
 
     Two processes creating a fresh SQLite instance at the same moment can corrupt it, so
-    creation happens once, serialized by ``<home>/.instance.lock``.
+    creation happens once, serialized by ``<home>/.instance.lock``. Machines sharing one
+    fresh PostgreSQL database have no common lock: their table creations can collide
+    (each one a transaction, so the loser's rolls back), and the loser opens the instance
+    again, now created.
     """
     home = dagster_home(settings)
     home.mkdir(parents=True, exist_ok=True)
@@ -37,10 +46,23 @@ def ensure_instance(settings: Settings) -> dg.DagsterInstance:
         try:
             if not (home / "dagster.yaml").exists() and not (home / "dagster.yml").exists():
                 shutil.copyfile(TEMPLATE, home / "dagster.yaml")
-            instance = dg.DagsterInstance.get()
+            for attempt in range(CREATE_ATTEMPTS):
+                try:
+                    instance = dg.DagsterInstance.get()
+                    break
+                except sqlalchemy.exc.DBAPIError as exc:
+                    if not _creating_tables(exc) or attempt == CREATE_ATTEMPTS - 1:
+                        raise
+                    time.sleep(0.2 * (attempt + 1) * (0.5 + random.random()))
         finally:
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
     return instance
+
+
+def _creating_tables(exc: sqlalchemy.exc.DBAPIError) -> bool:
+    """Whether the statement that failed creates or changes the schema (a creation race)."""
+    statement = (exc.statement or "").lstrip().upper()
+    return statement.startswith(("CREATE ", "ALTER ", "DROP "))
 
 
 PID_TAG = "assets_pkg/pid"
