@@ -37,7 +37,12 @@ from assets_pkg.lake.parsing import (
     parse_files,
 )
 from assets_pkg.prefetch import Behind, prefetched
-from assets_pkg.resources.lake import LakeResource, partition_dir, write_parquet_file
+from assets_pkg.resources.lake import (
+    LakeResource,
+    index_parts,
+    partition_dir,
+    write_parquet_file,
+)
 from assets_pkg.resources.warehouse import WarehouseResource, arrow_view, ensure_schemas
 
 #: a landed file read for parsing: its path, its bytes and their sha256
@@ -165,11 +170,6 @@ def ingest_lock(data_dir: Path, timeout_s: float = 600.0) -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------- versions
-
-
-def index_parts(source: str) -> tuple[str, ...]:
-    """Where a source's version index lives in the lake."""
-    return ("lake", "_index", f"{source}.parquet")
 
 
 def index_schema(contract: SourceContract) -> dict[str, pl.DataType]:

@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from assets_pkg.lake.manifest import Manifest
-from assets_pkg.resources.lake import LakeResource
+from assets_pkg.resources.lake import LakeResource, index_parts
 
 JOURNAL_NAME = ".ingest-journal.json"
 #: written last: should the commit stop half-way, a moved order still shows as moved
-ORDERS_INDEX = ("lake", "_index", "orders.parquet")
+ORDERS_INDEX = index_parts("orders")
 
 
 @dataclass

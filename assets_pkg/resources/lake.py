@@ -80,6 +80,11 @@ def partition_dir(day: dt.date) -> str:
     return f"date={day.isoformat()}"
 
 
+def index_parts(source: str) -> tuple[str, ...]:
+    """Where a source's version index lives in the lake."""
+    return ("lake", "_index", f"{source}.parquet")
+
+
 class LakeStorageError(Exception):
     """An S3 request that a retry cannot cure (no access, no such bucket): names the object."""
 

@@ -25,7 +25,7 @@ from assets_pkg.contracts import (
     TableContract,
     staging_contract,
 )
-from assets_pkg.lake.ingest import index_parts, index_schema
+from assets_pkg.lake.ingest import index_schema
 from assets_pkg.metadata import (
     carrying_day,
     frame_schema,
@@ -49,7 +49,7 @@ from assets_pkg.quality.results import (
     quality_check_specs,
     schema_change_result,
 )
-from assets_pkg.resources.lake import LakeResource, partition_dir
+from assets_pkg.resources.lake import LakeResource, index_parts, partition_dir
 from assets_pkg.resources.warehouse import WarehouseResource, arrow_view, table_exists
 from assets_pkg.retries import STORAGE_RETRY, storage_errors
 from assets_pkg.staging import transforms
