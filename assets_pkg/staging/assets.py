@@ -37,9 +37,8 @@ from assets_pkg.partitions import chunks, run_days
 from assets_pkg.prefetch import Behind, prefetched
 from assets_pkg.quality.checks import (
     DayResult,
-    completeness,
+    completeness_and_validity,
     reject_rate,
-    validity,
 )
 from assets_pkg.quality.config import QualityResource
 from assets_pkg.quality.results import (
@@ -228,9 +227,7 @@ def check_candidate(
     """Completeness and validity of rows about to be staged, per day."""
     conn.register("_candidate", arrow_view(frame))
     try:
-        return completeness(conn, "_candidate", contract, days, quality) + validity(
-            conn, "_candidate", contract, days, quality
-        )
+        return completeness_and_validity(conn, "_candidate", contract, days, quality)
     finally:
         conn.unregister("_candidate")
 

@@ -29,12 +29,11 @@ from assets_pkg.partitions import chunks, run_days
 from assets_pkg.quality.checks import (
     DayResult,
     Reference,
-    completeness,
+    completeness_and_validity,
     day_profiles,
     drift,
     reconciliation,
     referential_integrity,
-    validity,
 )
 from assets_pkg.quality.config import QualityResource
 from assets_pkg.quality.reconcile import RECONCILIATION
@@ -281,8 +280,7 @@ def evaluate_candidate(
             f"the query for {spec.table} does not give the contract's columns: "
             f"missing {missing}, unexpected {unexpected}"
         )
-    results = completeness(conn, "_candidate", contract, days, quality)
-    results += validity(conn, "_candidate", contract, days, quality)
+    results = completeness_and_validity(conn, "_candidate", contract, days, quality)
     if references:
         pairs = []
         for ref in references:

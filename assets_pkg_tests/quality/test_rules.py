@@ -17,6 +17,7 @@ from assets_pkg.quality.checks import (
     DayResult,
     Reference,
     completeness,
+    completeness_and_validity,
     day_profiles,
     drift,
     psi,
@@ -212,6 +213,31 @@ def test_validity_checks_exclusive_minimum_and_a_ratio_range(conn):
 PRODUCT_REF = Reference(
     "warehouse.fct_order_items", "product_id", "warehouse.dim_product", "product_id"
 )
+
+
+@pytest.mark.parametrize("undated", [False, True], ids=["dated", "undated"])
+def test_completeness_and_validity_in_one_pass_give_what_the_two_rules_give(conn, undated):
+    # nulls in required and optional columns, values out of their domain, a day with no rows
+    if undated:
+        rows = [customer(i) for i in range(50)]
+        rows[0]["customer_id"], rows[1]["email"], rows[2]["status"] = None, "x@", "gone"
+        contract, days = CUSTOMERS, None
+    else:
+        rows = [item(i, category=None if i < 9 else "Books") for i in range(60)]
+        rows[10]["quantity"], rows[11]["unit_price"] = 0, Decimal("-1.00")
+        rows[12]["product_id"] = None
+        rows += [item(i, OTHER) for i in range(30)]
+        contract, days = ITEMS, [DAY, OTHER, dt.date(2024, 3, 22)]
+    create(conn, "_candidate", contract, rows)
+
+    both = completeness_and_validity(conn, "_candidate", contract, days, QUALITY)
+
+    apart = completeness(conn, "_candidate", contract, days, QUALITY) + validity(
+        conn, "_candidate", contract, days, QUALITY
+    )
+    assert both == apart
+    assert any(not r.passed for r in both if r.rule == "completeness")
+    assert any(not r.passed for r in both if r.rule == "validity")
 
 
 def _items_and_products(conn, orphans_by_day: dict[dt.date, int]) -> None:
