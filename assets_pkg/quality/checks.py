@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import duckdb
@@ -76,53 +76,43 @@ def _days(contract: TableContract, days: list[dt.date] | None) -> list[dt.date |
     return [None] if contract.date_column is None or days is None else list(days)
 
 
-def completeness(
+#: the rules that are counts per day (``counted_rules``)
+COUNTED_RULES = ("completeness", "validity")
+
+
+def counted_rules(
     conn: duckdb.DuckDBPyConnection,
     relation: str,
     contract: TableContract,
     days: list[dt.date] | None,
     quality: QualityResource,
+    rules: Sequence[str] = COUNTED_RULES,
 ) -> list[DayResult]:
-    """Each required column is fully populated; each ``complete`` column at least that share."""
-    exprs, params = _completeness_exprs(contract)
-    stats = _by_day(conn, relation, contract, days, exprs, params)
-    return _completeness_results(contract, days, quality, stats)
+    """The count rules ``rules``, in that order, counted per day in one pass over ``relation``.
 
-
-def validity(
-    conn: duckdb.DuckDBPyConnection,
-    relation: str,
-    contract: TableContract,
-    days: list[dt.date] | None,
-    quality: QualityResource,
-) -> list[DayResult]:
-    """Accepted values, ranges, non-negative money and e-mail shape, counted per day."""
-    exprs, params = _validity_exprs(contract)
-    stats = _by_day(conn, relation, contract, days, exprs or ["0"], params)
-    return _validity_results(contract, days, quality, stats)
-
-
-def completeness_and_validity(
-    conn: duckdb.DuckDBPyConnection,
-    relation: str,
-    contract: TableContract,
-    days: list[dt.date] | None,
-    quality: QualityResource,
-) -> list[DayResult]:
-    """``completeness`` then ``validity``, counted in one pass over ``relation``.
-
-    Each rule alone reads and groups the relation by day: a step's candidate rows were
-    scanned twice for counts one aggregate gives.
+    completeness: each required column is fully populated, each ``complete`` column at least
+    that share. validity: accepted values, ranges, non-negative money and e-mail shape. Each
+    rule counted alone would read and group the relation by day again: a step's candidate
+    rows were scanned once per rule for counts one aggregate gives.
     """
-    c_exprs, c_params = _completeness_exprs(contract)
-    v_exprs, v_params = _validity_exprs(contract)
-    stats = _by_day(conn, relation, contract, days, c_exprs + v_exprs, c_params + v_params)
-    n = len(c_exprs)
-    return _completeness_results(
-        contract, days, quality, {d: row[: n + 1] for d, row in stats.items()}
-    ) + _validity_results(
-        contract, days, quality, {d: row[:1] + row[n + 1 :] for d, row in stats.items()}
-    )
+    exprs: list[str] = []
+    params: list = []
+    parts = []
+    for rule in rules:
+        to_exprs, to_results = _COUNTED[rule]
+        rule_exprs, rule_params = to_exprs(contract)
+        parts.append((to_results, len(rule_exprs)))
+        exprs += rule_exprs
+        params += rule_params
+    stats = _by_day(conn, relation, contract, days, exprs or ["0"], params)
+    results: list[DayResult] = []
+    at = 1  # a row is the day's row count, then each rule's counts in turn
+    for to_results, n in parts:
+        results += to_results(
+            contract, days, quality, {d: row[:1] + row[at : at + n] for d, row in stats.items()}
+        )
+        at += n
+    return results
 
 
 def _complete_columns(contract: TableContract) -> list[Column]:
@@ -233,6 +223,13 @@ def _validity_results(
             )
         )
     return results
+
+
+#: each count rule: its count expressions (and their params), its results from the counts
+_COUNTED = {
+    "completeness": (_completeness_exprs, _completeness_results),
+    "validity": (_validity_exprs, _validity_results),
+}
 
 
 def referential_integrity(

@@ -37,7 +37,7 @@ from assets_pkg.partitions import chunks, run_days
 from assets_pkg.prefetch import Behind, prefetched
 from assets_pkg.quality.checks import (
     DayResult,
-    completeness_and_validity,
+    counted_rules,
     reject_rate,
 )
 from assets_pkg.quality.config import QualityResource
@@ -227,7 +227,7 @@ def check_candidate(
     """Completeness and validity of rows about to be staged, per day."""
     conn.register("_candidate", arrow_view(frame))
     try:
-        return completeness_and_validity(conn, "_candidate", contract, days, quality)
+        return counted_rules(conn, "_candidate", contract, days, quality)
     finally:
         conn.unregister("_candidate")
 

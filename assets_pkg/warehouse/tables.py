@@ -29,7 +29,7 @@ from assets_pkg.partitions import chunks, run_days
 from assets_pkg.quality.checks import (
     DayResult,
     Reference,
-    completeness_and_validity,
+    counted_rules,
     day_profiles,
     drift,
     reconciliation,
@@ -280,7 +280,7 @@ def evaluate_candidate(
             f"the query for {spec.table} does not give the contract's columns: "
             f"missing {missing}, unexpected {unexpected}"
         )
-    results = completeness_and_validity(conn, "_candidate", contract, days, quality)
+    results = counted_rules(conn, "_candidate", contract, days, quality)
     if references:
         pairs = []
         for ref in references:
