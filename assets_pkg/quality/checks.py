@@ -202,10 +202,10 @@ def _validity_results(
     ruled = _ruled(contract)
     results = []
     for day in _days(contract, days):
-        rows, *counts = stats.get(day, (0,) + (0,) * max(len(ruled), 1))
+        rows, *counts = stats.get(day, (0,) + (0,) * len(ruled))
         bad = {}
         problems = []
-        for (column, _), n in zip(ruled, counts, strict=False):
+        for (column, _), n in zip(ruled, counts, strict=True):
             if not n:
                 continue
             bad[column.name] = n
